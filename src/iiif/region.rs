@@ -8,10 +8,23 @@ use std::str::FromStr;
 pub enum Region {
     Full,
     Square,
-    Pixels { x: u32, y: u32, w: u32, h: u32 },
-    Percent { x: f64, y: f64, w: f64, h: f64 },
+    Pixels {
+        x: u32,
+        y: u32,
+        w: u32,
+        h: u32,
+    },
+    Percent {
+        x: f64,
+        y: f64,
+        w: f64,
+        h: f64,
+    },
     /// go-iiif's smart crop: `-1,-1,W,H` (either coordinate -1). The most interesting crop with aspect W:H.
-    Smart { w: u32, h: u32 },
+    Smart {
+        w: u32,
+        h: u32,
+    },
 }
 
 /// A rectangle in image pixel coordinates.

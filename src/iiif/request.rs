@@ -31,7 +31,13 @@ pub struct ResolvedRequest {
 
 impl ImageRequest {
     /// Parse the five parameter texts (an instruction's fields, defaults already applied).
-    pub fn parse(region: &str, size: &str, rotation: &str, quality: &str, format: &str) -> Result<Self, IiifError> {
+    pub fn parse(
+        region: &str,
+        size: &str,
+        rotation: &str,
+        quality: &str,
+        format: &str,
+    ) -> Result<Self, IiifError> {
         Ok(ImageRequest {
             region: region.parse()?,
             size: size.parse()?,
@@ -55,7 +61,12 @@ impl ImageRequest {
 
     /// Resolve against the dimensions of the image the request applies to: the EXIF-oriented (upright)
     /// dimensions, or the stored ones when rotation is `-1`.
-    pub fn resolve(&self, width: u32, height: u32, api: ApiVersion) -> Result<ResolvedRequest, IiifError> {
+    pub fn resolve(
+        &self,
+        width: u32,
+        height: u32,
+        api: ApiVersion,
+    ) -> Result<ResolvedRequest, IiifError> {
         self.validate(api)?;
         let region = self.region.resolve(width, height)?;
         let (rw, rh) = region.output_dims();
@@ -92,6 +103,10 @@ impl ImageRequest {
 
 impl fmt::Display for ImageRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}/{}/{}.{}", self.region, self.size, self.rotation, self.quality, self.format)
+        write!(
+            f,
+            "{}/{}/{}/{}.{}",
+            self.region, self.size, self.rotation, self.quality, self.format
+        )
     }
 }

@@ -8,17 +8,41 @@ use std::str::FromStr;
 pub enum Size {
     /// 2.1 only (rejected under 3.0).
     Full,
-    Max { upscale: bool },
-    Width { w: u32, upscale: bool },
-    Height { h: u32, upscale: bool },
-    Percent { pct: f64, upscale: bool },
-    Exact { w: u32, h: u32, upscale: bool },
-    BestFit { w: u32, h: u32, upscale: bool },
+    Max {
+        upscale: bool,
+    },
+    Width {
+        w: u32,
+        upscale: bool,
+    },
+    Height {
+        h: u32,
+        upscale: bool,
+    },
+    Percent {
+        pct: f64,
+        upscale: bool,
+    },
+    Exact {
+        w: u32,
+        h: u32,
+        upscale: bool,
+    },
+    BestFit {
+        w: u32,
+        h: u32,
+        upscale: bool,
+    },
 }
 
 impl Size {
     /// Resolve against the region's output dimensions. Results round to the nearest pixel and are never 0.
-    pub fn resolve(&self, width: u32, height: u32, api: ApiVersion) -> Result<(u32, u32), IiifError> {
+    pub fn resolve(
+        &self,
+        width: u32,
+        height: u32,
+        api: ApiVersion,
+    ) -> Result<(u32, u32), IiifError> {
         let _ = (width, height, api);
         todo!()
     }

@@ -1,6 +1,142 @@
-//! The pure pixel pipeline: a decoded image and a resolved request in, the derivative's pixels out.
+//! The pure pixel pipeline: a decoded image and a resolved request in, the derivative's pixels out, in the
+//! spec's order: region, size, rotation (mirror first), quality. No I/O, no paths.
 
 pub mod dither;
 pub mod rotate;
 pub mod sharpen;
 pub mod smartcrop;
+
+use crate::iiif::{Quality, ResolvedRegion, ResolvedRequest};
+use fast_image_resize::{self as fr, ResizeAlg, ResizeOptions, Resizer};
+use image::{DynamicImage, RgbImage};
+
+/// Long side of the small copy that smart crop and the services analyse.
+pub const ANALYSIS_SIZE: u32 = 256;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("resize failed: {0}")]
+    Resize(String),
+}
+
+/// Crop `(left, top, width, height)` of `src` (fractional, in `src` pixels) and scale it to `w` x `h`.
+/// One pass: cropping and resampling together avoid a full-size intermediate copy.
+pub fn crop_resize(
+    src: &DynamicImage,
+    crop: (f64, f64, f64, f64),
+    w: u32,
+    h: u32,
+) -> Result<DynamicImage, PipelineError> {
+    let (left, top, cw, ch) = crop;
+    let integral = [left, top, cw, ch].iter().all(|v| v.fract() == 0.0);
+    if integral && cw as u32 == w && ch as u32 == h {
+        return Ok(src.crop_imm(left as u32, top as u32, w, h));
+    }
+    let mut dst = DynamicImage::new(w.max(1), h.max(1), src.color());
+    let opts = ResizeOptions::new()
+        .crop(left, top, cw, ch)
+        .resize_alg(ResizeAlg::Convolution(fr::FilterType::Lanczos3));
+    Resizer::new()
+        .resize(src, &mut dst, &opts)
+        .map_err(|e| PipelineError::Resize(e.to_string()))?;
+    Ok(dst)
+}
+
+/// A small RGB copy (long side `ANALYSIS_SIZE` at most) for smart crop and the services.
+pub fn analysis_copy(src: &DynamicImage) -> Result<RgbImage, PipelineError> {
+    let (w, h) = (src.width(), src.height());
+    let k = (ANALYSIS_SIZE as f64 / w.max(h) as f64).min(1.0);
+    let (aw, ah) = (
+        ((w as f64 * k).round() as u32).max(1),
+        ((h as f64 * k).round() as u32).max(1),
+    );
+    let rgb = DynamicImage::ImageRgb8(src.to_rgb8());
+    let small = crop_resize(&rgb, (0.0, 0.0, w as f64, h as f64), aw, ah)?;
+    Ok(small.into_rgb8())
+}
+
+/// Render one derivative.
+///
+/// `src` holds the pixels the request was resolved against, possibly reduced (a scaled decode): `full` is the size
+/// the request was resolved against, and regions are mapped into `src` proportionally. `analysis` is the small copy
+/// of `src` used for smart crops (made here when absent). `transparent` says whether the output format keeps alpha,
+/// which decides the background of arbitrary rotations.
+pub fn render(
+    src: &DynamicImage,
+    full: (u32, u32),
+    req: &ResolvedRequest,
+    analysis: Option<&RgbImage>,
+    transparent: bool,
+) -> Result<DynamicImage, PipelineError> {
+    let sx = src.width() as f64 / full.0.max(1) as f64;
+    let sy = src.height() as f64 / full.1.max(1) as f64;
+    let (x, y, cw, ch) = match req.region {
+        ResolvedRegion::Rect(r) => (r.x as f64, r.y as f64, r.w as f64, r.h as f64),
+        ResolvedRegion::Smart { crop_w, crop_h, .. } => {
+            let (x, y) = smart_origin(src, full, crop_w, crop_h, analysis)?;
+            (x as f64, y as f64, crop_w as f64, crop_h as f64)
+        }
+    };
+    let crop = if sx == 1.0 && sy == 1.0 {
+        (x, y, cw, ch)
+    } else {
+        (x * sx, y * sy, (cw * sx).max(1.0), (ch * sy).max(1.0))
+    };
+    let (w, h) = req.size;
+    let mut img = crop_resize(src, crop, w, h)?;
+
+    if req.mirror {
+        img = img.fliph();
+    }
+    img = match req.degrees {
+        d if d == 0.0 => img,
+        d if d == 90.0 => img.rotate90(),
+        d if d == 180.0 => img.rotate180(),
+        d if d == 270.0 => img.rotate270(),
+        d => rotate::rotate(&img, d, transparent),
+    };
+
+    Ok(match req.quality {
+        Quality::Default | Quality::Color => img,
+        Quality::Gray => {
+            if img.color().has_alpha() {
+                DynamicImage::ImageLumaA8(img.to_luma_alpha8())
+            } else {
+                DynamicImage::ImageLuma8(img.to_luma8())
+            }
+        }
+        Quality::Bitonal => {
+            let mut g = img.to_luma8();
+            g.pixels_mut()
+                .for_each(|p| p.0[0] = if p.0[0] >= 128 { 255 } else { 0 });
+            DynamicImage::ImageLuma8(g)
+        }
+        Quality::Dither => DynamicImage::ImageLuma8(dither::atkinson(&img.to_luma8())),
+        Quality::Crisp(c) => sharpen::crisp(&img, &c),
+    })
+}
+
+/// Top-left of the smart crop in `full` coordinates, found on the small analysis copy.
+fn smart_origin(
+    src: &DynamicImage,
+    full: (u32, u32),
+    crop_w: u32,
+    crop_h: u32,
+    analysis: Option<&RgbImage>,
+) -> Result<(u32, u32), PipelineError> {
+    let made;
+    let a = match analysis {
+        Some(a) => a,
+        None => {
+            made = analysis_copy(src)?;
+            &made
+        }
+    };
+    let k = a.width() as f64 / full.0.max(1) as f64;
+    let aw = ((crop_w as f64 * k).round() as u32).clamp(1, a.width());
+    let ah = ((crop_h as f64 * k).round() as u32).clamp(1, a.height());
+    let (ax, ay) = smartcrop::best_crop(a, aw, ah);
+    let x = ((ax as f64 / k).round() as u32).min(full.0.saturating_sub(crop_w));
+    let y = ((ay as f64 / k).round() as u32).min(full.1.saturating_sub(crop_h));
+    Ok((x, y))
+}

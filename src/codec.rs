@@ -1,0 +1,375 @@
+//! Decoding (with limits and EXIF orientation) and encoding. Knows formats and bytes, nothing of IIIF requests.
+
+use crate::iiif::Format;
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
+use std::io::Cursor;
+
+/// The default decode limit: 250 megapixels, far above any camera and far below what would exhaust memory
+/// (one 250 MP RGB frame is 750 MB).
+pub const DEFAULT_MAX_PIXELS: u64 = 250_000_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    #[error("empty file")]
+    Empty,
+    #[error("not a supported image (jpg, png, webp, gif, tif)")]
+    UnknownFormat,
+    #[error("image is {width}x{height} = {pixels} pixels, over the limit of {limit} pixels")]
+    TooLarge {
+        width: u32,
+        height: u32,
+        pixels: u64,
+        limit: u64,
+    },
+    #[error("cannot decode {format}: {message}")]
+    Decode {
+        format: &'static str,
+        message: String,
+    },
+    #[error("cannot encode {format}: {message}")]
+    Encode {
+        format: &'static str,
+        message: String,
+    },
+}
+
+/// A decoded source: 8-bit pixels in the stored orientation.
+pub struct Decoded {
+    pub image: DynamicImage,
+    pub format: Format,
+    /// EXIF Orientation, 1..=8 (1 when absent or invalid).
+    pub orientation: u8,
+    pub icc: Option<Vec<u8>>,
+}
+
+/// The source format, from the bytes (never the file name).
+pub fn sniff(bytes: &[u8]) -> Result<Format, CodecError> {
+    if bytes.is_empty() {
+        return Err(CodecError::Empty);
+    }
+    match image::guess_format(bytes) {
+        Ok(ImageFormat::Jpeg) => Ok(Format::Jpg),
+        Ok(ImageFormat::Png) => Ok(Format::Png),
+        Ok(ImageFormat::WebP) => Ok(Format::Webp),
+        Ok(ImageFormat::Gif) => Ok(Format::Gif),
+        Ok(ImageFormat::Tiff) => Ok(Format::Tif),
+        _ => Err(CodecError::UnknownFormat),
+    }
+}
+
+fn format_name(f: Format) -> &'static str {
+    match f {
+        Format::Jpg => "jpeg",
+        Format::Png => "png",
+        Format::Webp => "webp",
+        Format::Gif => "gif",
+        Format::Tif => "tiff",
+        Format::Source => "image",
+    }
+}
+
+fn image_format(f: Format) -> ImageFormat {
+    match f {
+        Format::Png => ImageFormat::Png,
+        Format::Webp => ImageFormat::WebP,
+        Format::Gif => ImageFormat::Gif,
+        Format::Tif => ImageFormat::Tiff,
+        Format::Jpg | Format::Source => ImageFormat::Jpeg,
+    }
+}
+
+/// Decode once, refusing images over `max_pixels` before any pixel buffer is allocated.
+pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<Decoded, CodecError> {
+    let format = sniff(bytes)?;
+    let name = format_name(format);
+    let err = |e: image::ImageError| CodecError::Decode {
+        format: name,
+        message: e.to_string(),
+    };
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), image_format(format));
+    let mut limits = image::Limits::default();
+    // image's own allocation cap is 512 MiB; ours is the pixel limit, checked below.
+    limits.max_alloc = Some(max_pixels.saturating_mul(8).max(64 << 20));
+    reader.limits(limits);
+    let mut decoder = reader.into_decoder().map_err(err)?;
+    let (width, height) = decoder.dimensions();
+    let pixels = width as u64 * height as u64;
+    if pixels > max_pixels {
+        return Err(CodecError::TooLarge {
+            width,
+            height,
+            pixels,
+            limit: max_pixels,
+        });
+    }
+    let orientation = decoder.orientation().map(orientation_code).unwrap_or(1);
+    let icc = decoder.icc_profile().ok().flatten();
+    let image = DynamicImage::from_decoder(decoder).map_err(err)?;
+    Ok(Decoded {
+        image: to_8bit(image),
+        format,
+        orientation,
+        icc,
+    })
+}
+
+fn orientation_code(o: image::metadata::Orientation) -> u8 {
+    use image::metadata::Orientation::*;
+    match o {
+        NoTransforms => 1,
+        FlipHorizontal => 2,
+        Rotate180 => 3,
+        FlipVertical => 4,
+        Rotate90FlipH => 5,
+        Rotate90 => 6,
+        Rotate270FlipH => 7,
+        Rotate270 => 8,
+    }
+}
+
+/// The pipeline works on 8-bit pixels; 16-bit and float sources are reduced once here.
+fn to_8bit(img: DynamicImage) -> DynamicImage {
+    match img {
+        DynamicImage::ImageLuma8(_)
+        | DynamicImage::ImageLumaA8(_)
+        | DynamicImage::ImageRgb8(_)
+        | DynamicImage::ImageRgba8(_) => img,
+        DynamicImage::ImageLuma16(_) => DynamicImage::ImageLuma8(img.to_luma8()),
+        DynamicImage::ImageLumaA16(_) => DynamicImage::ImageLumaA8(img.to_luma_alpha8()),
+        i if i.color().has_alpha() => DynamicImage::ImageRgba8(i.to_rgba8()),
+        i => DynamicImage::ImageRgb8(i.to_rgb8()),
+    }
+}
+
+/// Apply EXIF orientation `o` (1..=8) so that the pixels are upright.
+pub fn orient(img: DynamicImage, o: u8) -> DynamicImage {
+    match image::metadata::Orientation::from_exif(o) {
+        Some(orientation) if o != 1 => {
+            let mut img = img;
+            img.apply_orientation(orientation);
+            img
+        }
+        _ => img,
+    }
+}
+
+/// The orientation that undoes `o`: transposes and flips are their own inverse, the two quarter turns swap.
+pub fn inverse_orientation(o: u8) -> u8 {
+    match o {
+        6 => 8,
+        8 => 6,
+        o => o,
+    }
+}
+
+/// Stored dimensions -> upright dimensions under EXIF orientation `o`.
+pub fn oriented_dims(width: u32, height: u32, o: u8) -> (u32, u32) {
+    if (5..=8).contains(&o) {
+        (height, width)
+    } else {
+        (width, height)
+    }
+}
+
+/// How to encode a derivative.
+#[derive(Debug, Clone, Default)]
+pub struct EncodeOptions<'a> {
+    pub jpeg_quality: u8,
+    /// Write this EXIF Orientation into the output (go-iiif's rotation `-1` keeps the source's tag).
+    pub exif_orientation: Option<u8>,
+    /// The source's ICC profile, carried into formats that hold one (jpg, png) so colours stay right.
+    pub icc: Option<&'a [u8]>,
+}
+
+pub fn encode(
+    img: &DynamicImage,
+    format: Format,
+    opts: &EncodeOptions,
+) -> Result<Vec<u8>, CodecError> {
+    match format {
+        Format::Jpg | Format::Source => encode_jpeg(img, opts),
+        Format::Png => {
+            let mut out = Vec::new();
+            let mut enc = image::codecs::png::PngEncoder::new_with_quality(
+                &mut out,
+                image::codecs::png::CompressionType::Fast,
+                image::codecs::png::FilterType::Adaptive,
+            );
+            if let Some(icc) = opts.icc {
+                // A profile the encoder refuses only costs colour accuracy, not the derivative.
+                let _ = image::ImageEncoder::set_icc_profile(&mut enc, icc.to_vec());
+            }
+            img.write_with_encoder(enc)
+                .map_err(|e| CodecError::Encode {
+                    format: "png",
+                    message: e.to_string(),
+                })?;
+            Ok(out)
+        }
+        Format::Webp | Format::Gif | Format::Tif => {
+            // webp and gif encoders take RGB(A) only.
+            let img = match (format, img) {
+                (Format::Gif, i) => DynamicImage::ImageRgba8(i.to_rgba8()),
+                (Format::Webp, i) if i.color().has_alpha() => {
+                    DynamicImage::ImageRgba8(i.to_rgba8())
+                }
+                (Format::Webp, i) => DynamicImage::ImageRgb8(i.to_rgb8()),
+                (_, i) => i.clone(),
+            };
+            let mut out = Cursor::new(Vec::new());
+            img.write_to(&mut out, image_format(format))
+                .map_err(|e| CodecError::Encode {
+                    format: format_name(format),
+                    message: e.to_string(),
+                })?;
+            Ok(out.into_inner())
+        }
+    }
+}
+
+fn encode_jpeg(img: &DynamicImage, opts: &EncodeOptions) -> Result<Vec<u8>, CodecError> {
+    let err = |e: jpeg_encoder::EncodingError| CodecError::Encode {
+        format: "jpeg",
+        message: e.to_string(),
+    };
+    let (w, h) = (img.width(), img.height());
+    if w > u16::MAX as u32 || h > u16::MAX as u32 {
+        return Err(CodecError::Encode {
+            format: "jpeg",
+            message: format!("{w}x{h} is larger than JPEG's 65535 pixel limit"),
+        });
+    }
+    let mut out = Vec::with_capacity((w as usize * h as usize) / 4 + 1024);
+    let mut enc = jpeg_encoder::Encoder::new(&mut out, opts.jpeg_quality.clamp(1, 100));
+    if let Some(o) = opts.exif_orientation {
+        enc.add_app_segment(1, exif_orientation_segment(o))
+            .map_err(err)?;
+    }
+    if let Some(icc) = opts.icc {
+        enc.add_icc_profile(icc).map_err(err)?;
+    }
+    match img {
+        DynamicImage::ImageLuma8(g) => enc
+            .encode(
+                g.as_raw(),
+                w as u16,
+                h as u16,
+                jpeg_encoder::ColorType::Luma,
+            )
+            .map_err(err)?,
+        DynamicImage::ImageRgb8(rgb) => enc
+            .encode(
+                rgb.as_raw(),
+                w as u16,
+                h as u16,
+                jpeg_encoder::ColorType::Rgb,
+            )
+            .map_err(err)?,
+        i if i.color().has_alpha() => {
+            let rgb = flatten_on_white(i);
+            enc.encode(
+                rgb.as_raw(),
+                w as u16,
+                h as u16,
+                jpeg_encoder::ColorType::Rgb,
+            )
+            .map_err(err)?
+        }
+        i => enc
+            .encode(
+                i.to_rgb8().as_raw(),
+                w as u16,
+                h as u16,
+                jpeg_encoder::ColorType::Rgb,
+            )
+            .map_err(err)?,
+    }
+    Ok(out)
+}
+
+/// JPEG has no alpha: transparent pixels become white, as on a page.
+fn flatten_on_white(img: &DynamicImage) -> image::RgbImage {
+    let rgba = img.to_rgba8();
+    image::RgbImage::from_fn(rgba.width(), rgba.height(), |x, y| {
+        let p = rgba.get_pixel(x, y).0;
+        let a = p[3] as u32;
+        let mix = |c: u8| ((c as u32 * a + 255 * (255 - a) + 127) / 255) as u8;
+        image::Rgb([mix(p[0]), mix(p[1]), mix(p[2])])
+    })
+}
+
+/// A minimal EXIF APP1 payload holding only the Orientation tag (big-endian TIFF, one IFD entry).
+fn exif_orientation_segment(o: u8) -> Vec<u8> {
+    let mut v = b"Exif\0\0MM\0\x2a\0\0\0\x08".to_vec();
+    v.extend_from_slice(&[0, 1]); // one entry
+    v.extend_from_slice(&[0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, o, 0, 0]); // Orientation, SHORT, count 1, value
+    v.extend_from_slice(&[0, 0, 0, 0]); // no next IFD
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn orientation_written_into_jpeg_reads_back() {
+        let img = DynamicImage::ImageRgb8(image::RgbImage::new(8, 4));
+        for o in 1..=8 {
+            let opts = EncodeOptions {
+                jpeg_quality: 85,
+                exif_orientation: Some(o),
+                icc: None,
+            };
+            let bytes = encode(&img, Format::Jpg, &opts).unwrap();
+            let d = decode(&bytes, DEFAULT_MAX_PIXELS).unwrap();
+            assert_eq!(d.orientation, o);
+            assert_eq!((d.image.width(), d.image.height()), (8, 4));
+        }
+    }
+
+    #[test]
+    fn every_format_round_trips() {
+        let img = DynamicImage::ImageRgba8(image::RgbaImage::from_pixel(
+            5,
+            3,
+            image::Rgba([10, 200, 30, 255]),
+        ));
+        for f in [
+            Format::Jpg,
+            Format::Png,
+            Format::Webp,
+            Format::Gif,
+            Format::Tif,
+        ] {
+            let opts = EncodeOptions {
+                jpeg_quality: 90,
+                ..Default::default()
+            };
+            let bytes = encode(&img, f, &opts).unwrap();
+            let d = decode(&bytes, DEFAULT_MAX_PIXELS).unwrap();
+            assert_eq!(d.format, f);
+            assert_eq!((d.image.width(), d.image.height()), (5, 3));
+        }
+    }
+
+    #[test]
+    fn pixel_limit_is_checked_before_decoding() {
+        let img = DynamicImage::ImageRgb8(image::RgbImage::new(100, 100));
+        let bytes = encode(&img, Format::Png, &EncodeOptions::default()).unwrap();
+        assert!(matches!(
+            decode(&bytes, 9_999),
+            Err(CodecError::TooLarge { pixels: 10_000, .. })
+        ));
+    }
+
+    #[test]
+    fn inverse_orientation_undoes() {
+        let img = DynamicImage::ImageRgb8(image::RgbImage::from_fn(3, 2, |x, y| {
+            image::Rgb([x as u8, y as u8, 0])
+        }));
+        for o in 1..=8 {
+            let back = orient(orient(img.clone(), o), inverse_orientation(o));
+            assert_eq!(back, img, "orientation {o}");
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! The report, in go-iiif's shape: `{uri: {dimensions: {label: [w,h]}, uris: {label: path}, ...}}`.
+
+use crate::services::palette::Swatch;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// What was made from one source.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct SourceReport {
+    pub dimensions: BTreeMap<String, [u32; 2]>,
+    pub uris: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub palette: Option<Vec<Swatch>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blurhash: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub imagehash: Option<BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin_uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin_fingerprint: Option<String>,
+    /// Labels whose derivative failed, with the reason; absent when all succeeded.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub errors: BTreeMap<String, String>,
+}
+
+/// Pretty JSON with keys sorted at every level, as go-iiif (Go's encoding/json over maps) prints it.
+pub fn to_pretty_json<T: Serialize>(value: &T) -> String {
+    // Through serde_json::Value, whose maps are sorted, so struct fields come out in key order too.
+    let v = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
+    serde_json::to_string_pretty(&v).unwrap_or_default()
+}
+
+/// One line of JSON, keys sorted.
+pub fn to_json_line<T: Serialize>(value: &T) -> String {
+    let v = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
+    v.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_sorted_and_empty_parts_left_out() {
+        let mut r = SourceReport::default();
+        r.uris.insert("b".into(), "x/b.jpg".into());
+        r.dimensions.insert("b".into(), [2, 1]);
+        let mut all = BTreeMap::new();
+        all.insert("x", r);
+        let s = to_pretty_json(&all);
+        assert!(s.find("dimensions").unwrap() < s.find("uris").unwrap());
+        assert!(!s.contains("errors") && !s.contains("palette"));
+    }
+}

@@ -1,0 +1,147 @@
+//! Where bytes come from and go to. Knows nothing of images.
+
+use std::io::Write;
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path}: not found")]
+    NotFound { path: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: escapes the store's root")]
+    Escapes { path: String },
+}
+
+/// A place holding files under '/'-separated relative keys.
+pub trait Store: Send + Sync {
+    fn read(&self, key: &str) -> Result<Vec<u8>, StoreError>;
+    /// Write all of `bytes` at `key`, atomically: readers see the old file, no file, or all of the new one.
+    fn write(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError>;
+    fn exists(&self, key: &str) -> Result<bool, StoreError>;
+    /// A human-readable location for messages.
+    fn describe(&self, key: &str) -> String;
+}
+
+/// A directory on disk.
+pub struct DiskStore {
+    root: PathBuf,
+}
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl DiskStore {
+    pub fn new(root: impl Into<PathBuf>) -> DiskStore {
+        DiskStore { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The file for `key`, refusing keys that would leave the root.
+    pub fn path(&self, key: &str) -> Result<PathBuf, StoreError> {
+        let rel = Path::new(key.trim_start_matches('/'));
+        if key.contains('\\')
+            || rel
+                .components()
+                .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+        {
+            return Err(StoreError::Escapes { path: key.into() });
+        }
+        Ok(self.root.join(rel))
+    }
+}
+
+impl Store for DiskStore {
+    fn read(&self, key: &str) -> Result<Vec<u8>, StoreError> {
+        let path = self.path(key)?;
+        std::fs::read(&path).map_err(|source| {
+            let path = path.display().to_string();
+            if source.kind() == std::io::ErrorKind::NotFound {
+                StoreError::NotFound { path }
+            } else {
+                StoreError::Io { path, source }
+            }
+        })
+    }
+
+    fn write(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let path = self.path(key)?;
+        let io = |source| StoreError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let dir = path.parent().unwrap_or(&self.root);
+        std::fs::create_dir_all(dir).map_err(io)?;
+        // A temporary name in the same directory, renamed into place: a crash leaves no partial file at `path`.
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default();
+        let tmp = dir.join(format!(
+            ".{name}.{}.{}.tmp",
+            std::process::id(),
+            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let result = std::fs::File::create(&tmp)
+            .and_then(|mut f| f.write_all(bytes))
+            .and_then(|()| std::fs::rename(&tmp, &path));
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result.map_err(io)
+    }
+
+    fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(self.path(key)?.is_file())
+    }
+
+    fn describe(&self, key: &str) -> String {
+        match self.path(key) {
+            Ok(p) => p.display().to_string(),
+            Err(_) => key.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_atomically_and_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = DiskStore::new(dir.path());
+        s.write("a/b/c.jpg", b"xyz").unwrap();
+        assert_eq!(s.read("a/b/c.jpg").unwrap(), b"xyz");
+        assert!(s.exists("a/b/c.jpg").unwrap());
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("a/b")).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temporary file is left behind");
+    }
+
+    #[test]
+    fn refuses_keys_outside_the_root() {
+        let s = DiskStore::new("/srv/images");
+        for k in ["../x", "a/../../x", "a\\..\\x"] {
+            assert!(matches!(s.path(k), Err(StoreError::Escapes { .. })), "{k}");
+        }
+        assert_eq!(
+            s.path("/a/b.jpg").unwrap(),
+            PathBuf::from("/srv/images/a/b.jpg")
+        );
+    }
+
+    #[test]
+    fn missing_file_is_not_found() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            DiskStore::new(dir.path()).read("nope.jpg"),
+            Err(StoreError::NotFound { .. })
+        ));
+    }
+}
