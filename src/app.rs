@@ -3,7 +3,7 @@
 use crate::cli::Args;
 use crate::codec::{self, EncodeOptions};
 use crate::config::{Config, ConfigError, Location};
-use crate::iiif::{ApiVersion, Format, Quality, ResolvedRegion, ResolvedRequest};
+use crate::iiif::{ApiVersion, Format, Quality, ResolvedRegion, ResolvedRequest, Rotation};
 use crate::instructions::{self, Instruction, InstructionsError};
 use crate::naming::{NamingError, SourceUri};
 use crate::pipeline;
@@ -32,13 +32,25 @@ pub enum SettingsError {
 pub struct Settings {
     pub config: Config,
     pub instructions: Vec<Instruction>,
-    pub sources: Vec<SourceUri>,
+    pub sources: Vec<PlannedSource>,
     pub api: ApiVersion,
     pub jpeg_quality: u8,
     pub max_pixels: u64,
     pub jobs: usize,
     pub report_file: Option<String>,
     pub quiet: bool,
+    pub jsonl: bool,
+    pub progress: bool,
+    pub skip_existing: bool,
+    pub dry_run: bool,
+}
+
+/// One source to process.
+#[derive(Debug, Clone)]
+pub struct PlannedSource {
+    pub uri: SourceUri,
+    /// Found by walking a directory: a file that is not an image by content is skipped, not an error.
+    pub from_dir: bool,
 }
 
 impl Settings {
@@ -55,14 +67,18 @@ impl Settings {
             &instructions,
             &args.instructions.display().to_string(),
         )?;
-        let sources = args
-            .all_uris()
+        let mut given = args.all_uris();
+        if let Some(m) = &args.manifest {
+            given.extend(read_manifest(m)?);
+        }
+        let uris = given
             .iter()
             .map(|u| u.parse::<SourceUri>())
             .collect::<Result<Vec<_>, _>>()?;
+        let sources = plan(uris, store_for(&config.source).as_ref())?;
         if sources.is_empty() {
             return Err(SettingsError::Invalid(
-                "no sources: give -uri URI (or URIs after the flags)".into(),
+                "no sources: give -uri URI, URIs after the flags, or -manifest FILE".into(),
             ));
         }
         if args.report_name.is_empty()
@@ -88,8 +104,67 @@ impl Settings {
             jobs: args.jobs.map_or(cores, |j| j as usize),
             report_file: args.report.then(|| args.report_name.clone()),
             quiet: args.quiet,
+            jsonl: args.report_format == "jsonl",
+            progress: args.progress || std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            skip_existing: args.skip_existing,
+            dry_run: args.dry_run,
         })
     }
+}
+
+/// One URI per line; blank lines and `#` comments are ignored. `-` is standard input.
+fn read_manifest(name: &str) -> Result<Vec<String>, SettingsError> {
+    let text = if name == "-" {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(name)
+    }
+    .map_err(|e| SettingsError::Invalid(format!("cannot read manifest {name}: {e}")))?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect())
+}
+
+/// Expand directories into the image files below them and drop repeated URIs, keeping the order given.
+fn plan(uris: Vec<SourceUri>, store: &dyn Store) -> Result<Vec<PlannedSource>, SettingsError> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for uri in uris {
+        let listed = store
+            .list(&uri.origin)
+            .map_err(|e| SettingsError::Invalid(format!("source {:?}: {e}", uri.given)))?;
+        match listed {
+            Some(keys) => {
+                if !uri.is_plain() {
+                    return Err(SettingsError::Invalid(format!(
+                        "source {:?} names a directory; only plain paths can name directories",
+                        uri.given
+                    )));
+                }
+                for key in keys {
+                    let uri: SourceUri = key.parse()?;
+                    if seen.insert(uri.given.clone()) {
+                        out.push(PlannedSource {
+                            uri,
+                            from_dir: true,
+                        });
+                    }
+                }
+            }
+            None => {
+                if seen.insert(uri.given.clone()) {
+                    out.push(PlannedSource {
+                        uri,
+                        from_dir: false,
+                    });
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// go-iiif's extension qualities must be enabled by `features.append`, and nothing may use a disabled value.
@@ -173,13 +248,14 @@ impl Drop for SlotGuard<'_> {
     }
 }
 
-/// Process every source; `on_done` is called as each source finishes (for logs and streaming).
+/// Process every source; `on_done` is called as each finished source's report is ready (for streaming).
 pub fn run(settings: &Settings, on_done: &(dyn Fn(&str, &SourceReport) + Sync)) -> Outcome {
-    if !settings.quiet && !settings.config.ignored_keys.is_empty() {
-        eprintln!(
-            "iiif-process: warning: config keys not used by iiif-process: {}",
+    let log = Log::new(settings);
+    if !settings.config.ignored_keys.is_empty() {
+        log.line(&format!(
+            "warning: config keys not used by iiif-process: {}",
             settings.config.ignored_keys.join(", ")
-        );
+        ));
     }
     let source_store = store_for(&settings.config.source);
     let out_store = store_for(&settings.config.derivatives);
@@ -187,20 +263,117 @@ pub fn run(settings: &Settings, on_done: &(dyn Fn(&str, &SourceReport) + Sync)) 
     let results: Vec<(String, SourceReport)> = settings
         .sources
         .par_iter()
-        .map(|uri| {
-            let report = {
+        .filter_map(|planned| {
+            let outcome = {
                 let _slot = slots.acquire();
-                process_source(settings, source_store.as_ref(), out_store.as_ref(), uri)
+                process_source(
+                    settings,
+                    source_store.as_ref(),
+                    out_store.as_ref(),
+                    &planned.uri,
+                )
             };
-            on_done(&uri.given, &report);
-            (uri.given.clone(), report)
+            let report = match outcome {
+                SourceOutcome::NotAnImage(msg) if planned.from_dir => {
+                    log.line(&format!("skipping {}: {msg}", planned.uri.given));
+                    log.source_done(0, false);
+                    return None;
+                }
+                SourceOutcome::NotAnImage(msg) => failed_report(settings, msg),
+                SourceOutcome::Done(r) => r,
+            };
+            for (label, msg) in &report.errors {
+                log.line(&format!("{}: {label}: {msg}", planned.uri.given));
+            }
+            log.source_done(report.uris.len(), !report.errors.is_empty());
+            on_done(&planned.uri.given, &report);
+            Some((planned.uri.given.clone(), report))
         })
         .collect();
+    log.finish();
     let failed_sources = results.iter().filter(|(_, r)| !r.errors.is_empty()).count();
     Outcome {
         reports: results.into_iter().collect(),
         failed_sources,
     }
+}
+
+/// Log lines and the progress bar on stderr, which must not tear each other.
+struct Log {
+    quiet: bool,
+    bar: Option<indicatif::ProgressBar>,
+    derivatives: std::sync::atomic::AtomicUsize,
+    failures: std::sync::atomic::AtomicUsize,
+}
+
+impl Log {
+    fn new(settings: &Settings) -> Log {
+        let bar = (settings.progress && !settings.quiet).then(|| {
+            let bar = indicatif::ProgressBar::with_draw_target(
+                Some(settings.sources.len() as u64),
+                indicatif::ProgressDrawTarget::stderr(),
+            );
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:30}] {pos}/{len} sources, {msg}, ETA {eta}",
+            ) {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            bar.set_message("0 derivatives");
+            bar
+        });
+        Log {
+            quiet: settings.quiet,
+            bar,
+            derivatives: Default::default(),
+            failures: Default::default(),
+        }
+    }
+
+    fn line(&self, msg: &str) {
+        if self.quiet {
+            return;
+        }
+        match &self.bar {
+            Some(bar) => bar.suspend(|| eprintln!("iiif-process: {msg}")),
+            None => eprintln!("iiif-process: {msg}"),
+        }
+    }
+
+    fn source_done(&self, derivatives: usize, failed: bool) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let d = self.derivatives.fetch_add(derivatives, Relaxed) + derivatives;
+        let f = self.failures.fetch_add(failed as usize, Relaxed) + failed as usize;
+        if let Some(bar) = &self.bar {
+            let secs = bar.elapsed().as_secs_f64().max(1e-3);
+            bar.set_message(format!(
+                "{d} derivatives ({:.1}/s), {f} failed",
+                d as f64 / secs
+            ));
+            bar.inc(1);
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish();
+        }
+    }
+}
+
+/// A report in which every derivative failed for the same reason.
+fn failed_report(settings: &Settings, msg: String) -> SourceReport {
+    let mut report = SourceReport::default();
+    for ins in &settings.instructions {
+        report.errors.insert(ins.label.clone(), msg.clone());
+    }
+    report
+}
+
+/// What became of one source.
+pub enum SourceOutcome {
+    Done(SourceReport),
+    /// The file is not an image by its content (or is empty).
+    NotAnImage(String),
 }
 
 fn store_for(loc: &Location) -> Box<dyn Store> {
@@ -215,95 +388,146 @@ pub fn process_source(
     src: &dyn Store,
     out: &dyn Store,
     uri: &SourceUri,
-) -> SourceReport {
-    let mut report = SourceReport::default();
-    let fail_all = |report: &mut SourceReport, msg: String| {
-        for ins in &settings.instructions {
-            report.errors.insert(ins.label.clone(), msg.clone());
-        }
-    };
+) -> SourceOutcome {
     let bytes = match src.read(&uri.origin) {
         Ok(b) => b,
         Err(e) => {
-            fail_all(&mut report, format!("cannot read source: {e}"));
-            return report;
+            return SourceOutcome::Done(failed_report(settings, format!("cannot read source: {e}")))
         }
     };
+    let where_ = src.describe(&uri.origin);
+    let probe = match codec::probe(&bytes, settings.max_pixels) {
+        Ok(p) => p,
+        Err(e @ (codec::CodecError::Empty | codec::CodecError::UnknownFormat)) => {
+            return SourceOutcome::NotAnImage(format!("{where_}: {e}"))
+        }
+        Err(e) => return SourceOutcome::Done(failed_report(settings, format!("{where_}: {e}"))),
+    };
     let fingerprint = sha1_smol::Sha1::from(&bytes).digest().to_string();
-    report.origin = Some(uri.origin.clone());
-    report.origin_uri = Some(uri.given.clone());
-    report.origin_fingerprint = Some(fingerprint.clone());
+    let mut report = SourceReport {
+        origin: Some(uri.origin.clone()),
+        origin_uri: Some(uri.given.clone()),
+        origin_fingerprint: Some(fingerprint.clone()),
+        ..Default::default()
+    };
+
+    // Everything knowable from the header: each derivative's path and dimensions.
+    let upright_dims = codec::oriented_dims(probe.width, probe.height, probe.orientation);
+    let mut todo: Vec<(&Instruction, String)> = Vec::new();
+    for ins in &settings.instructions {
+        let req = &ins.request;
+        let dims = if req.rotation == Rotation::NoAutoRotate {
+            (probe.width, probe.height)
+        } else {
+            upright_dims
+        };
+        let format = req.format.resolve(Some(probe.format));
+        let planned = req
+            .resolve(dims.0, dims.1, settings.api)
+            .map_err(|e| e.to_string())
+            .and_then(|r| {
+                let path = uri
+                    .derivative_path(&ins.label, req, format, &fingerprint)
+                    .map_err(|e| e.to_string())?;
+                Ok((path, r.output))
+            });
+        match planned {
+            Ok((path, (w, h))) => {
+                report.dimensions.insert(ins.label.clone(), [w, h]);
+                report.uris.insert(ins.label.clone(), path.clone());
+                todo.push((ins, path));
+            }
+            Err(e) => {
+                report.errors.insert(ins.label.clone(), e);
+            }
+        }
+    }
+    let report_key = settings
+        .report_file
+        .as_ref()
+        .map(|name| format!("{}/{}", uri.report_dir(), name));
+    if settings.dry_run {
+        return SourceOutcome::Done(report);
+    }
+
+    let mut previous: Option<SourceReport> = None;
+    if settings.skip_existing {
+        todo.retain(|(_, path)| !out.exists(path).unwrap_or(false));
+        previous = report_key
+            .as_ref()
+            .and_then(|k| out.read(k).ok())
+            .and_then(|b| serde_json::from_slice::<BTreeMap<String, SourceReport>>(&b).ok())
+            .and_then(|mut m| m.remove(&uri.given));
+        let services_known = settings.config.services.is_empty() || previous.is_some();
+        if todo.is_empty() && services_known && (report_key.is_none() || previous.is_some()) {
+            if let Some(p) = previous {
+                report.palette = p.palette;
+                report.blurhash = p.blurhash;
+                report.imagehash = p.imagehash;
+            }
+            return SourceOutcome::Done(report);
+        }
+    }
 
     let decoded = match codec::decode(&bytes, settings.max_pixels) {
         Ok(d) => d,
-        Err(e) => {
-            fail_all(&mut report, format!("{}: {e}", src.describe(&uri.origin)));
-            return report;
-        }
+        Err(e) => return SourceOutcome::Done(failed_report(settings, format!("{where_}: {e}"))),
     };
-    let source_format = decoded.format;
     let orientation = decoded.orientation;
     let icc = decoded.icc;
     let upright = codec::orient(decoded.image, orientation);
     // The stored pixels are needed only by rotation -1 derivatives that are not byte copies.
     let stored: OnceLock<DynamicImage> = OnceLock::new();
-    let stored_image = || {
-        stored
-            .get_or_init(|| codec::orient(upright.clone(), codec::inverse_orientation(orientation)))
-    };
     let analysis: OnceLock<Option<image::RgbImage>> = OnceLock::new();
-
     let job = Job {
         settings,
         out,
-        uri,
         bytes: &bytes,
-        fingerprint: &fingerprint,
-        source_format,
+        source_format: probe.format,
         orientation,
         icc: icc.as_deref(),
         upright: &upright,
         analysis: &analysis,
     };
-    let results: Vec<(String, Result<(String, [u32; 2]), String>)> = settings
-        .instructions
+    let failures: Vec<(String, String)> = todo
         .par_iter()
-        .map(|ins| {
-            let r = if ins.request.rotation == crate::iiif::Rotation::NoAutoRotate
-                && orientation != 1
-            {
-                job.derive(ins, stored_image())
+        .filter_map(|(ins, path)| {
+            let img = if ins.request.rotation == Rotation::NoAutoRotate && orientation != 1 {
+                stored.get_or_init(|| {
+                    codec::orient(upright.clone(), codec::inverse_orientation(orientation))
+                })
             } else {
-                job.derive(ins, &upright)
+                &upright
             };
-            (ins.label.clone(), r)
+            job.derive(ins, img, path)
+                .err()
+                .map(|e| (ins.label.clone(), e))
         })
         .collect();
-    for (label, r) in results {
-        match r {
-            Ok((path, dims)) => {
-                report.uris.insert(label.clone(), path);
-                report.dimensions.insert(label, dims);
-            }
-            Err(e) => {
-                report.errors.insert(label, e);
-            }
+    for (label, e) in failures {
+        report.uris.remove(&label);
+        report.dimensions.remove(&label);
+        report.errors.insert(label, e);
+    }
+    match previous {
+        Some(p) if !settings.config.services.is_empty() => {
+            report.palette = p.palette;
+            report.blurhash = p.blurhash;
+            report.imagehash = p.imagehash;
         }
+        _ => add_services(settings, &mut report, job.analysis()),
     }
-    if !settings.config.services.is_empty() {
-        add_services(settings, &mut report, job.analysis());
-    }
-    if let Some(name) = &settings.report_file {
-        let key = format!("{}/{}", uri.report_dir(), name);
+    if let Some(key) = report_key {
         let mut one = BTreeMap::new();
         one.insert(uri.given.clone(), &report);
+        // Written last, so a report on disk means every derivative it names is complete.
         if let Err(e) = out.write(&key, report::to_pretty_json(&one).as_bytes()) {
             report
                 .errors
                 .insert("report".into(), format!("cannot write report: {e}"));
         }
     }
-    report
+    SourceOutcome::Done(report)
 }
 
 fn add_services(
@@ -353,9 +577,7 @@ fn add_services(
 struct Job<'a> {
     settings: &'a Settings,
     out: &'a dyn Store,
-    uri: &'a SourceUri,
     bytes: &'a [u8],
-    fingerprint: &'a str,
     source_format: Format,
     orientation: u8,
     icc: Option<&'a [u8]>,
@@ -365,24 +587,20 @@ struct Job<'a> {
 }
 
 impl Job<'_> {
-    /// Make, encode and write one derivative; returns its path and dimensions, or a message naming the label.
     fn analysis(&self) -> Option<&image::RgbImage> {
         self.analysis
             .get_or_init(|| pipeline::analysis_copy(self.upright).ok())
             .as_ref()
     }
 
-    fn derive(&self, ins: &Instruction, img: &DynamicImage) -> Result<(String, [u32; 2]), String> {
+    /// Make, encode and write one derivative at `path`; the error is a message for the report.
+    fn derive(&self, ins: &Instruction, img: &DynamicImage, path: &str) -> Result<(), String> {
         let req = &ins.request;
         let dims = (img.width(), img.height());
         let resolved = req
             .resolve(dims.0, dims.1, self.settings.api)
             .map_err(|e| e.to_string())?;
         let format = req.format.resolve(Some(self.source_format));
-        let path = self
-            .uri
-            .derivative_path(&ins.label, req, format, self.fingerprint)
-            .map_err(|e| e.to_string())?;
         let bytes = if self.is_identity(&resolved, dims, format) {
             // Lossless and nearly free: the stored file already is this derivative.
             self.bytes.to_vec()
@@ -411,9 +629,8 @@ impl Job<'_> {
             codec::encode(&pixels, format, &opts).map_err(|e| e.to_string())?
         };
         self.out
-            .write(&path, &bytes)
-            .map_err(|e| format!("cannot write derivative: {e}"))?;
-        Ok((path, [resolved.output.0, resolved.output.1]))
+            .write(path, &bytes)
+            .map_err(|e| format!("cannot write derivative: {e}"))
     }
 
     /// The derivative would be the stored file itself: full region at full size, no rotation or mirror, colour,

@@ -59,6 +59,27 @@ pub struct Args {
     /// No log lines on stderr (errors are still in the report)
     #[arg(long)]
     pub quiet: bool,
+
+    /// Read more sources from FILE, one URI per line (blank lines and # comments ignored); - reads stdin
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Option<String>,
+
+    /// json: one JSON object at the end, as go-iiif prints it; jsonl: one line per source as each finishes
+    #[arg(long, value_name = "FORMAT", default_value = "json", value_parser = ["json", "jsonl"])]
+    pub report_format: String,
+
+    /// Show a progress bar on stderr even when it is not a terminal
+    #[arg(long)]
+    pub progress: bool,
+
+    /// Skip derivatives that already exist; skip a source entirely (without decoding) when all of its derivatives
+    /// and its -report file exist
+    #[arg(long)]
+    pub skip_existing: bool,
+
+    /// Print the report of what would be written, reading only image headers; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 impl Args {

@@ -78,20 +78,27 @@ fn image_format(f: Format) -> ImageFormat {
     }
 }
 
-/// Decode once, refusing images over `max_pixels` before any pixel buffer is allocated.
-pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<Decoded, CodecError> {
+/// What the header says, without decoding pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Probe {
+    pub format: Format,
+    /// Stored (not oriented) dimensions.
+    pub width: u32,
+    pub height: u32,
+    /// EXIF Orientation, 1..=8 (1 when absent or invalid).
+    pub orientation: u8,
+}
+
+/// Open a decoder on the header, refusing images over `max_pixels` before any pixel buffer is allocated.
+fn open(bytes: &[u8], max_pixels: u64) -> Result<(Box<dyn ImageDecoder + '_>, Probe), CodecError> {
     let format = sniff(bytes)?;
     let name = format_name(format);
-    let err = |e: image::ImageError| CodecError::Decode {
-        format: name,
-        message: e.to_string(),
-    };
     let mut reader = ImageReader::with_format(Cursor::new(bytes), image_format(format));
     let mut limits = image::Limits::default();
     // image's own allocation cap is 512 MiB; ours is the pixel limit, checked below.
     limits.max_alloc = Some(max_pixels.saturating_mul(8).max(64 << 20));
     reader.limits(limits);
-    let mut decoder = reader.into_decoder().map_err(err)?;
+    let mut decoder = reader.into_decoder().map_err(|e| decode_error(name, e))?;
     let (width, height) = decoder.dimensions();
     let pixels = width as u64 * height as u64;
     if pixels > max_pixels {
@@ -103,12 +110,37 @@ pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<Decoded, CodecError> {
         });
     }
     let orientation = decoder.orientation().map(orientation_code).unwrap_or(1);
+    let probe = Probe {
+        format,
+        width,
+        height,
+        orientation,
+    };
+    Ok((Box::new(decoder), probe))
+}
+
+fn decode_error(format: &'static str, e: image::ImageError) -> CodecError {
+    CodecError::Decode {
+        format,
+        message: e.to_string(),
+    }
+}
+
+/// Read the header only: format, stored dimensions, orientation.
+pub fn probe(bytes: &[u8], max_pixels: u64) -> Result<Probe, CodecError> {
+    open(bytes, max_pixels).map(|(_, p)| p)
+}
+
+/// Decode once, refusing images over `max_pixels` before any pixel buffer is allocated.
+pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<Decoded, CodecError> {
+    let (mut decoder, probe) = open(bytes, max_pixels)?;
     let icc = decoder.icc_profile().ok().flatten();
-    let image = DynamicImage::from_decoder(decoder).map_err(err)?;
+    let image = DynamicImage::from_decoder(decoder)
+        .map_err(|e| decode_error(format_name(probe.format), e))?;
     Ok(Decoded {
         image: to_8bit(image),
-        format,
-        orientation,
+        format: probe.format,
+        orientation: probe.orientation,
         icc,
     })
 }

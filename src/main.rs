@@ -19,17 +19,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let quiet = settings.quiet;
+    let jsonl = settings.jsonl;
     let outcome = iiif_process::app::run(&settings, &|uri, report| {
-        if !quiet {
-            for (label, msg) in &report.errors {
-                eprintln!("iiif-process: {uri}: {label}: {msg}");
-            }
+        if jsonl {
+            // One line per finished source, flushed, so a killed run still leaves every finished line.
+            let line = iiif_process::report::json_line(uri, report);
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}").and_then(|()| out.flush());
         }
     });
-    let mut stdout = std::io::stdout().lock();
-    if writeln!(stdout, "{}", outcome.report_json()).is_err() {
-        return ExitCode::from(1);
+    if !jsonl {
+        let mut stdout = std::io::stdout().lock();
+        if writeln!(stdout, "{}", outcome.report_json()).is_err() {
+            return ExitCode::from(1);
+        }
     }
     ExitCode::from(if outcome.failed_sources > 0 { 1 } else { 0 })
 }

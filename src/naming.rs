@@ -61,6 +61,11 @@ impl SourceUri {
         }
     }
 
+    /// A plain path (no naming scheme): the only kind that may name a directory of sources.
+    pub fn is_plain(&self) -> bool {
+        self.scheme == Scheme::Plain
+    }
+
     /// The directory the `-report` file goes in, relative to the derivatives root.
     pub fn report_dir(&self) -> String {
         self.origin.clone()

@@ -1,11 +1,12 @@
 //! The report, in go-iiif's shape: `{uri: {dimensions: {label: [w,h]}, uris: {label: path}, ...}}`.
 
 use crate::services::palette::Swatch;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// What was made from one source.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct SourceReport {
     pub dimensions: BTreeMap<String, [u32; 2]>,
     pub uris: BTreeMap<String, String>,
@@ -33,9 +34,13 @@ pub fn to_pretty_json<T: Serialize>(value: &T) -> String {
     serde_json::to_string_pretty(&v).unwrap_or_default()
 }
 
-/// One line of JSON, keys sorted.
-pub fn to_json_line<T: Serialize>(value: &T) -> String {
-    let v = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
+/// The `-report-format jsonl` line of one source: its report with the source's `uri` beside the other keys.
+pub fn json_line(uri: &str, report: &SourceReport) -> String {
+    let mut v = serde_json::to_value(report).unwrap_or(serde_json::Value::Null);
+    if let serde_json::Value::Object(m) = &mut v {
+        m.insert("uri".into(), uri.into());
+        m.entry("errors").or_insert_with(|| serde_json::json!({}));
+    }
     v.to_string()
 }
 

@@ -15,6 +15,8 @@ pub enum StoreError {
     },
     #[error("{path}: escapes the store's root")]
     Escapes { path: String },
+    #[error("{path}: is a directory")]
+    IsDir { path: String },
 }
 
 /// A place holding files under '/'-separated relative keys.
@@ -25,6 +27,8 @@ pub trait Store: Send + Sync {
     fn exists(&self, key: &str) -> Result<bool, StoreError>;
     /// A human-readable location for messages.
     fn describe(&self, key: &str) -> String;
+    /// When `key` names a directory (a prefix), the keys of every file below it, sorted; otherwise `None`.
+    fn list(&self, key: &str) -> Result<Option<Vec<String>>, StoreError>;
 }
 
 /// A directory on disk.
@@ -41,6 +45,18 @@ impl DiskStore {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Refuse a path that resolves (through symbolic links) outside the root.
+    fn check_inside(&self, path: &Path, key: &str) -> Result<(), StoreError> {
+        let (Ok(real), Ok(root)) = (path.canonicalize(), self.root.canonicalize()) else {
+            return Ok(()); // a missing file is reported by the read itself
+        };
+        if real.starts_with(root) {
+            Ok(())
+        } else {
+            Err(StoreError::Escapes { path: key.into() })
+        }
     }
 
     /// The file for `key`, refusing keys that would leave the root.
@@ -60,6 +76,12 @@ impl DiskStore {
 impl Store for DiskStore {
     fn read(&self, key: &str) -> Result<Vec<u8>, StoreError> {
         let path = self.path(key)?;
+        self.check_inside(&path, key)?;
+        if path.is_dir() {
+            return Err(StoreError::IsDir {
+                path: path.display().to_string(),
+            });
+        }
         std::fs::read(&path).map_err(|source| {
             let path = path.display().to_string();
             if source.kind() == std::io::ErrorKind::NotFound {
@@ -101,6 +123,41 @@ impl Store for DiskStore {
         Ok(self.path(key)?.is_file())
     }
 
+    fn list(&self, key: &str) -> Result<Option<Vec<String>>, StoreError> {
+        let dir = self.path(key)?;
+        if !dir.is_dir() {
+            return Ok(None);
+        }
+        self.check_inside(&dir, key)?;
+        let mut keys = Vec::new();
+        // Links are not followed into directories; a linked file counts only when it resolves inside the root.
+        for entry in walkdir::WalkDir::new(&dir)
+            .follow_links(false)
+            .sort_by_file_name()
+        {
+            let entry = entry.map_err(|e| StoreError::Io {
+                path: dir.display().to_string(),
+                source: e.into(),
+            })?;
+            let ft = entry.file_type();
+            let is_file = ft.is_file() || (ft.is_symlink() && entry.path().is_file());
+            if !is_file || entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            if ft.is_symlink() && self.check_inside(entry.path(), key).is_err() {
+                continue;
+            }
+            if let Ok(rel) = entry.path().strip_prefix(&self.root) {
+                let parts: Vec<String> = rel
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect();
+                keys.push(parts.join("/"));
+            }
+        }
+        Ok(Some(keys))
+    }
+
     fn describe(&self, key: &str) -> String {
         match self.path(key) {
             Ok(p) => p.display().to_string(),
@@ -134,6 +191,28 @@ mod tests {
             s.path("/a/b.jpg").unwrap(),
             PathBuf::from("/srv/images/a/b.jpg")
         );
+    }
+
+    #[test]
+    fn lists_files_below_a_directory_without_following_links_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret.jpg"), b"x").unwrap();
+        let s = DiskStore::new(dir.path());
+        s.write("d/a.jpg", b"a").unwrap();
+        s.write("d/sub/b.png", b"b").unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("secret.jpg"),
+            dir.path().join("d/link.jpg"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("d/linkdir")).unwrap();
+        assert_eq!(s.list("d").unwrap().unwrap(), ["d/a.jpg", "d/sub/b.png"]);
+        assert_eq!(s.list("d/a.jpg").unwrap(), None);
+        assert!(matches!(
+            s.read("d/link.jpg"),
+            Err(StoreError::Escapes { .. })
+        ));
     }
 
     #[test]

@@ -2,10 +2,10 @@
 //! palette (crayola, css4) under a euclidian grid.
 
 use image::RgbImage;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One swatch as go-iiif reports it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Swatch {
     pub name: String,
     pub hex: String,
