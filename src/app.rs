@@ -530,45 +530,68 @@ pub fn process_source(
     SourceOutcome::Done(report)
 }
 
+/// go-iiif's services, from the small analysis copy. Report keys are the service names, as go-iiif writes them.
 fn add_services(
     settings: &Settings,
     report: &mut SourceReport,
     analysis: Option<&image::RgbImage>,
 ) {
     let enabled = |s: &str| settings.config.services.iter().any(|x| x == s);
-    if settings.config.services.is_empty() {
-        return;
-    }
     let Some(small) = analysis else { return };
     if enabled("palette") {
-        let names = if settings.config.palette.grid == "euclidian" {
-            match settings.config.palette.names.first().map(String::as_str) {
-                Some("crayola") => Some(services::palette::NamedPalette::Crayola),
-                Some("css4") => Some(services::palette::NamedPalette::Css4),
-                _ => None,
+        use services::palette::{vibrant_with_palettes, NamedPalette};
+        let p = &settings.config.palette;
+        let palettes: Vec<NamedPalette> = p
+            .names
+            .iter()
+            .filter_map(|n| NamedPalette::from_name(n))
+            .collect();
+        let mut swatches = vibrant_with_palettes(small, p.count, &palettes);
+        if p.grid == "euclidian" {
+            // A swatch is named after the nearest colour of the first named palette; `closest` keeps them all.
+            for s in &mut swatches {
+                if let Some(first) = s.closest.first() {
+                    s.name = first.name.clone();
+                }
             }
-        } else {
-            None
-        };
-        report.palette = Some(services::palette::vibrant(
-            small,
-            settings.config.palette.count,
-            names,
-        ));
+        }
+        report.palette = Some(swatches);
     }
     if enabled("blurhash") {
         let b = &settings.config.blurhash;
-        let img = image::imageops::thumbnail(
-            small,
-            b.size.min(small.width()),
-            b.size.min(small.height()),
-        );
-        report.blurhash = Some(services::blurhash::encode(&img, b.x, b.y));
+        // go-iiif fits the image within size x size (never enlarging), then hashes it.
+        let ratio =
+            (b.size as f64 / small.width() as f64).min(b.size as f64 / small.height() as f64);
+        let hashed = if ratio < 1.0 {
+            let (w, h) = (
+                ((small.width() as f64 * ratio) as u32).max(1),
+                ((small.height() as f64 * ratio) as u32).max(1),
+            );
+            let src = DynamicImage::ImageRgb8(small.clone());
+            pipeline::crop_resize(
+                &src,
+                (0.0, 0.0, small.width() as f64, small.height() as f64),
+                w,
+                h,
+            )
+            .map(DynamicImage::into_rgb8)
+            .ok()
+        } else {
+            None
+        };
+        report.blurhash = Some(services::blurhash::encode(
+            hashed.as_ref().unwrap_or(small),
+            b.x,
+            b.y,
+        ));
     }
     if enabled("imagehash") {
         let mut m = BTreeMap::new();
-        m.insert("avg".to_string(), services::imagehash::average(small));
-        m.insert("diff".to_string(), services::imagehash::difference(small));
+        m.insert("average".to_string(), services::imagehash::average(small));
+        m.insert(
+            "difference".to_string(),
+            services::imagehash::difference(small),
+        );
         report.imagehash = Some(m);
     }
 }

@@ -80,6 +80,11 @@ struct RawConfig {
     palette: Option<RawPalette>,
     #[serde(default)]
     blurhash: Option<RawBlurhash>,
+    /// go-iiif v8 spells the service sections `*_service`.
+    #[serde(default)]
+    palette_service: Option<RawPalette>,
+    #[serde(default)]
+    blurhash_service: Option<RawBlurhash>,
 }
 
 #[derive(Deserialize, Default)]
@@ -121,21 +126,28 @@ struct RawFeatures {
 
 #[derive(Deserialize, Default)]
 struct RawPalette {
-    extruder: Option<RawExtruder>,
+    extruder: Option<RawNamed>,
+    /// v8: a list of extruders.
+    #[serde(default)]
+    extruders: Vec<RawNamed>,
     grid: Option<RawNamed>,
     #[serde(default)]
     palettes: Vec<RawNamed>,
 }
 
+/// `{"name": "vibrant"}` (v6/v7) or `{"uri": "vibrant://"}` (v8), with an optional count.
 #[derive(Deserialize, Default)]
-struct RawExtruder {
+struct RawNamed {
     name: Option<String>,
+    uri: Option<String>,
     count: Option<usize>,
 }
 
-#[derive(Deserialize, Default)]
-struct RawNamed {
-    name: String,
+impl RawNamed {
+    fn name(&self) -> String {
+        let n = self.name.as_deref().or(self.uri.as_deref()).unwrap_or("");
+        n.trim_end_matches("://").to_ascii_lowercase()
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -216,25 +228,23 @@ impl Config {
             }
         }
 
-        let p = raw.palette.unwrap_or_default();
-        let extruder = p.extruder.unwrap_or_default();
-        if let Some(name) = &extruder.name {
-            if !name.eq_ignore_ascii_case("vibrant") {
-                return Err(invalid(format!(
-                    "palette.extruder.name: unsupported extruder {name:?} (supported: vibrant)"
-                )));
-            }
+        let p = raw.palette_service.or(raw.palette).unwrap_or_default();
+        let extruder = p
+            .extruder
+            .or_else(|| p.extruders.into_iter().next())
+            .unwrap_or_default();
+        let extruder_name = extruder.name();
+        if !extruder_name.is_empty() && extruder_name != "vibrant" {
+            return Err(invalid(format!(
+                "palette extruder {extruder_name:?} is not supported (supported: vibrant)"
+            )));
         }
         let palette = PaletteSettings {
             count: extruder.count.unwrap_or(5).clamp(1, 64),
-            names: p
-                .palettes
-                .into_iter()
-                .map(|n| n.name.to_ascii_lowercase())
-                .collect(),
+            names: p.palettes.iter().map(RawNamed::name).collect(),
             grid: p
                 .grid
-                .map(|g| g.name.to_ascii_lowercase())
+                .map(|g| g.name())
                 .unwrap_or_else(|| "euclidian".into()),
         };
         for n in &palette.names {
@@ -244,11 +254,12 @@ impl Config {
                 )));
             }
         }
-        let b = raw.blurhash.unwrap_or_default();
+        // go-iiif's bundled defaults: 8x8 components on an image fitted within 200 px.
+        let b = raw.blurhash_service.or(raw.blurhash).unwrap_or_default();
         let blurhash = BlurhashSettings {
-            x: b.x.unwrap_or(4).clamp(1, 9),
-            y: b.y.unwrap_or(3).clamp(1, 9),
-            size: b.size.unwrap_or(32).clamp(1, 1024),
+            x: b.x.unwrap_or(8).clamp(1, 9),
+            y: b.y.unwrap_or(8).clamp(1, 9),
+            size: b.size.unwrap_or(200).clamp(1, 1024),
         };
 
         let features = raw.features.unwrap_or_default();
@@ -351,9 +362,9 @@ mod tests {
         assert_eq!(
             c.blurhash,
             BlurhashSettings {
-                x: 4,
-                y: 3,
-                size: 32
+                x: 8,
+                y: 8,
+                size: 200
             }
         );
     }
@@ -394,6 +405,26 @@ mod tests {
         );
         let e = parse(&text).unwrap_err().to_string();
         assert!(e.contains("derivatives.cache") && e.contains("S3"), "{e}");
+    }
+
+    #[test]
+    fn go_iiif_v8_service_sections_are_read() {
+        let text = MIN.replace(
+            "}}}",
+            r#"}}, "palette_service": {"extruders": [{"uri": "vibrant://", "count": 7}], "grid": {"uri": "euclidian://"},
+                 "palettes": [{"uri": "css4://"}]}, "blurhash_service": {"x": 4, "y": 3, "size": 32}}"#,
+        );
+        let c = parse(&text).unwrap();
+        assert_eq!(c.palette.count, 7);
+        assert_eq!(c.palette.names, ["css4"]);
+        assert_eq!(
+            c.blurhash,
+            BlurhashSettings {
+                x: 4,
+                y: 3,
+                size: 32
+            }
+        );
     }
 
     #[test]

@@ -2,5 +2,6 @@
 //! computed once per source from a small downscaled copy, never per instruction.
 
 pub mod blurhash;
+mod colour_names;
 pub mod imagehash;
 pub mod palette;
