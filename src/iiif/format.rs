@@ -41,13 +41,57 @@ impl Format {
 impl FromStr for Format {
     type Err = IiifError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let _ = s;
-        todo!()
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "" => Format::Source,
+            "jpg" | "jpeg" => Format::Jpg,
+            "png" => Format::Png,
+            "webp" => Format::Webp,
+            "gif" => Format::Gif,
+            "tif" | "tiff" => Format::Tif,
+            "jp2" | "pdf" => {
+                return Err(IiifError::Unsupported {
+                    param: "format",
+                    value: s.to_string(),
+                    reason: "not written by this tool (jpg, png, webp, gif, tif)".into(),
+                })
+            }
+            _ => {
+                return Err(IiifError::Syntax {
+                    param: "format",
+                    value: s.to_string(),
+                    reason: "expected jpg, png, webp, gif, tif or \"\" (the source's format)"
+                        .into(),
+                })
+            }
+        })
     }
 }
 
 impl fmt::Display for Format {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.extension())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms() {
+        assert_eq!("JPEG".parse::<Format>().unwrap(), Format::Jpg);
+        assert_eq!("tiff".parse::<Format>().unwrap(), Format::Tif);
+        assert_eq!("".parse::<Format>().unwrap(), Format::Source);
+        assert!(matches!(
+            "jp2".parse::<Format>(),
+            Err(IiifError::Unsupported { .. })
+        ));
+        assert!(matches!(
+            "bmp".parse::<Format>(),
+            Err(IiifError::Syntax { .. })
+        ));
+        assert_eq!(Format::Source.resolve(Some(Format::Png)), Format::Png);
+        assert_eq!(Format::Source.resolve(None), Format::Jpg);
+        assert_eq!(Format::Webp.resolve(Some(Format::Png)), Format::Webp);
     }
 }

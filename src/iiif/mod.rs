@@ -4,6 +4,7 @@
 //! value), and resolves against image dimensions with a pure function. Nothing here does I/O or touches pixels.
 
 pub mod format;
+mod parse;
 pub mod quality;
 pub mod region;
 pub mod request;
