@@ -1,0 +1,141 @@
+//! Shared helpers for the integration tests.
+//!
+//! Use from a test file with `mod common;` and then `common::fixture("landscape.jpg")`.
+//! The files themselves are described in `tests/fixtures/README.md` and
+//! `tests/hostile/README.md`.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
+
+/// Path of the `iiif-process` binary that Cargo built for these tests.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_iiif-process"))
+}
+
+/// Root of the crate (where `Cargo.toml` is).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Path of a file in `tests/fixtures/`. Panics if it does not exist, so a
+/// mistyped name fails loudly instead of looking like a processing error.
+pub fn fixture(name: &str) -> PathBuf {
+    existing(root().join("tests").join("fixtures").join(name))
+}
+
+/// Path of a file in `tests/hostile/`. Panics if it does not exist.
+pub fn hostile(name: &str) -> PathBuf {
+    existing(root().join("tests").join("hostile").join(name))
+}
+
+/// Path of a file in `examples/` (e.g. `example("source/IMG_0084.JPG")`).
+pub fn example(name: &str) -> PathBuf {
+    existing(root().join("examples").join(name))
+}
+
+fn existing(p: PathBuf) -> PathBuf {
+    assert!(p.exists(), "test file missing: {}", p.display());
+    p
+}
+
+/// Decodes an image file, guessing the format from its content (not its
+/// name). Pixels are returned as stored: EXIF orientation is NOT applied.
+/// Panics with the path and the decoder's message on failure.
+pub fn decode(path: impl AsRef<Path>) -> DynamicImage {
+    let path = path.as_ref();
+    ImageReader::open(path)
+        .and_then(|r| r.with_guessed_format())
+        .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()))
+        .decode()
+        .unwrap_or_else(|e| panic!("cannot decode {}: {e}", path.display()))
+}
+
+/// Like [`decode`], then applies the file's EXIF orientation, so the result
+/// is the image as it should be displayed.
+pub fn decode_oriented(path: impl AsRef<Path>) -> DynamicImage {
+    let path = path.as_ref();
+    let mut decoder = ImageReader::open(path)
+        .and_then(|r| r.with_guessed_format())
+        .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()))
+        .into_decoder()
+        .unwrap_or_else(|e| panic!("cannot read header of {}: {e}", path.display()));
+    let orientation = decoder
+        .orientation()
+        .unwrap_or_else(|e| panic!("cannot read orientation of {}: {e}", path.display()));
+    let mut img = DynamicImage::from_decoder(decoder)
+        .unwrap_or_else(|e| panic!("cannot decode {}: {e}", path.display()));
+    img.apply_orientation(orientation);
+    img
+}
+
+/// Per-channel mean absolute difference between two RGB images, in 0..=255.
+/// If `b` has a different size it is first resized to `a`'s size (Triangle
+/// filter), so a derivative can be compared with a scaled master.
+pub fn mean_abs_diff(a: &RgbImage, b: &RgbImage) -> f64 {
+    let resized;
+    let b = if a.dimensions() == b.dimensions() {
+        b
+    } else {
+        resized = image::imageops::resize(
+            b,
+            a.width(),
+            a.height(),
+            image::imageops::FilterType::Triangle,
+        );
+        &resized
+    };
+    let n = a.as_raw().len();
+    if n == 0 {
+        return 0.0;
+    }
+    let sum: u64 = a
+        .as_raw()
+        .iter()
+        .zip(b.as_raw().iter())
+        .map(|(&x, &y)| u64::from(x.abs_diff(y)))
+        .sum();
+    sum as f64 / n as f64
+}
+
+/// Runs the binary with `args` (no shell, no stdin) from the crate root and
+/// returns its output, whatever its exit status.
+pub fn run(args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .current_dir(root())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin().display()))
+}
+
+/// Like [`run`] but panics, showing stdout and stderr, unless it succeeded.
+pub fn run_ok(args: &[&str]) -> Output {
+    let out = run(args);
+    assert!(
+        out.status.success(),
+        "iiif-process {args:?} failed with {}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Parses a command's stdout as JSON, panicking with the text if it is not.
+pub fn stdout_json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}):\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// A fresh temporary directory, removed when the value is dropped.
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("cannot create a temporary directory")
+}
