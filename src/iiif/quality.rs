@@ -50,7 +50,7 @@ impl Default for Crisp {
         Crisp {
             radius: 2.0,
             amount: 0.5,
-            median: 2.0,
+            median: 0.025,
         }
     }
 }
@@ -136,7 +136,7 @@ mod tests {
             assert_eq!(s.parse::<Quality>().unwrap().to_string(), s);
         }
         assert_eq!(
-            "crisp:2,0.5,2".parse::<Quality>().unwrap().to_string(),
+            "crisp:2,0.5,0.025".parse::<Quality>().unwrap().to_string(),
             "crisp"
         );
         assert_eq!(Quality::Default.path_name(), "color");
