@@ -139,3 +139,79 @@ pub fn stdout_json(out: &Output) -> serde_json::Value {
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().expect("cannot create a temporary directory")
 }
+
+/// A throwaway setup: `src/` holding the named fixtures, `out/` for derivatives, and a config and instructions
+/// file written from the given JSON.
+pub struct Setup {
+    pub dir: tempfile::TempDir,
+}
+
+/// A config enabling go-iiif's dither and crisp qualities and all three services.
+pub const FULL_CONFIG: &str = r#"{
+  "profile": {"services": {"enable": ["palette", "blurhash", "imagehash"]}},
+  "features": {"append": {"quality": {"dither": {"syntax": "dither", "supported": true},
+                                       "crisp": {"syntax": "crisp", "supported": true}}}},
+  "images": {"source": {"name": "Disk", "path": "src"}},
+  "derivatives": {"cache": {"name": "Disk", "path": "out"}},
+  "palette": {"extruder": {"name": "vibrant", "count": 5}, "grid": {"name": "euclidian"},
+              "palettes": [{"name": "crayola"}, {"name": "css4"}]}
+}"#;
+
+impl Setup {
+    /// `files` are (name in src/, path of the file to copy).
+    pub fn new(config: &str, instructions: &str, files: &[(&str, PathBuf)]) -> Setup {
+        let dir = tempdir();
+        std::fs::create_dir_all(dir.path().join("src")).unwrap();
+        for (name, from) in files {
+            let to = dir.path().join("src").join(name);
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(from, &to).unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
+        }
+        std::fs::write(dir.path().join("config.json"), config).unwrap();
+        std::fs::write(dir.path().join("instructions.json"), instructions).unwrap();
+        Setup { dir }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Runs with `-config` and `-instructions` of this setup plus `args`.
+    pub fn run(&self, args: &[&str]) -> Output {
+        let config = self.path("config.json");
+        let instructions = self.path("instructions.json");
+        let mut all: Vec<&str> = vec![
+            "-config",
+            config.to_str().unwrap(),
+            "-instructions",
+            instructions.to_str().unwrap(),
+        ];
+        all.extend_from_slice(args);
+        Command::new(bin())
+            .args(&all)
+            .current_dir(self.dir.path())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// Decoded derivative `rel` under out/.
+    pub fn output(&self, rel: &str) -> DynamicImage {
+        decode(self.path("out").join(rel))
+    }
+}
+
+/// The exit code, with stderr shown when it is not the expected one.
+pub fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
