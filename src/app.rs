@@ -75,6 +75,10 @@ impl Settings {
             .iter()
             .map(|u| u.parse::<SourceUri>())
             .collect::<Result<Vec<_>, _>>()?;
+        let uris = uris
+            .into_iter()
+            .map(|u| inside_source_root(u, &config.source))
+            .collect::<Result<Vec<_>, _>>()?;
         let sources = plan(uris, store_for(&config.source).as_ref())?;
         if sources.is_empty() {
             return Err(SettingsError::Invalid(
@@ -109,6 +113,29 @@ impl Settings {
             skip_existing: args.skip_existing,
             dry_run: args.dry_run,
         })
+    }
+}
+
+/// An absolute plain path names a file by its place on disk: inside the source root it is taken relative to it,
+/// outside it is refused.
+fn inside_source_root(mut uri: SourceUri, source: &Location) -> Result<SourceUri, SettingsError> {
+    if !(uri.is_plain() && uri.given.starts_with('/')) {
+        return Ok(uri);
+    }
+    let Location::Disk(root) = source;
+    let root = root.canonicalize().unwrap_or_else(|_| root.clone());
+    let given = std::path::Path::new(&uri.given);
+    let abs = given.canonicalize().unwrap_or_else(|_| given.to_path_buf());
+    match abs.strip_prefix(&root) {
+        Ok(rel) if !rel.as_os_str().is_empty() => {
+            uri.origin = rel.to_string_lossy().into_owned();
+            Ok(uri)
+        }
+        _ => Err(SettingsError::Invalid(format!(
+            "source {:?} is outside the source root {}",
+            uri.given,
+            root.display()
+        ))),
     }
 }
 

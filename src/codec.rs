@@ -131,9 +131,26 @@ pub fn probe(bytes: &[u8], max_pixels: u64) -> Result<Probe, CodecError> {
     open(bytes, max_pixels).map(|(_, p)| p)
 }
 
+/// A JPEG whose last scan has no end-of-image marker after it was cut short. The decoder would fill the
+/// missing part with grey and carry on; a museum derivative must not silently lose the bottom of the picture.
+/// (0xFF bytes inside entropy-coded data are always stuffed, so SOS and EOI markers cannot occur there.)
+fn jpeg_is_truncated(bytes: &[u8]) -> bool {
+    let last_sos = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
+    match last_sos {
+        Some(i) => !bytes[i..].windows(2).any(|w| w == [0xFF, 0xD9]),
+        None => true,
+    }
+}
+
 /// Decode once, refusing images over `max_pixels` before any pixel buffer is allocated.
 pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<Decoded, CodecError> {
     let (mut decoder, probe) = open(bytes, max_pixels)?;
+    if probe.format == Format::Jpg && jpeg_is_truncated(bytes) {
+        return Err(CodecError::Decode {
+            format: "jpeg",
+            message: "truncated: the file ends before the image data does".into(),
+        });
+    }
     let icc = decoder.icc_profile().ok().flatten();
     let image = DynamicImage::from_decoder(decoder)
         .map_err(|e| decode_error(format_name(probe.format), e))?;
@@ -391,6 +408,28 @@ mod tests {
         assert!(matches!(
             decode(&bytes, 9_999),
             Err(CodecError::TooLarge { pixels: 10_000, .. })
+        ));
+    }
+
+    #[test]
+    fn truncated_jpeg_is_an_error() {
+        let img = DynamicImage::ImageRgb8(image::RgbImage::from_fn(64, 64, |x, y| {
+            image::Rgb([x as u8, y as u8, 7])
+        }));
+        let bytes = encode(
+            &img,
+            Format::Jpg,
+            &EncodeOptions {
+                jpeg_quality: 90,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(decode(&bytes, DEFAULT_MAX_PIXELS).is_ok());
+        let cut = &bytes[..bytes.len() * 3 / 4];
+        assert!(matches!(
+            decode(cut, DEFAULT_MAX_PIXELS),
+            Err(CodecError::Decode { .. })
         ));
     }
 

@@ -1,0 +1,243 @@
+//! Bad input gets a clear error naming the source, and nothing else is lost; unusual but valid images work.
+
+mod common;
+use common::*;
+use image::GenericImageView;
+
+const ONE: &str = r#"{"n": {"size": "!64,64"}}"#;
+
+/// Runs `bad` beside a good photo: the bad one fails with `words` in its error (stderr and report), the good one
+/// is still made, and the exit status is 1.
+fn fails_alone(name: &str, file: std::path::PathBuf, words: &[&str]) {
+    let s = Setup::new(
+        FULL_CONFIG,
+        ONE,
+        &[(name, file), ("good.jpg", fixture("landscape.jpg"))],
+    );
+    let out = s.run(&["-uri", name, "-uri", "good.jpg"]);
+    assert_exit(&out, 1);
+    let r = stdout_json(&out);
+    let msg = r[name]["errors"]["n"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{name}: no error in {r}"));
+    let err = stderr(&out);
+    assert!(err.contains(name), "stderr names {name}: {err}");
+    for w in words {
+        assert!(msg.contains(w), "{name}: {msg:?} should say {w:?}");
+    }
+    assert!(r[name]["uris"].as_object().is_none_or(|m| m.is_empty()));
+    assert_eq!(
+        r["good.jpg"]["dimensions"]["n"],
+        serde_json::json!([64, 43])
+    );
+    assert!(s.path("out/good.jpg/full/!64,64/0/color.jpg").is_file());
+}
+
+#[test]
+fn zero_byte_file() {
+    fails_alone("empty.jpg", hostile("empty.jpg"), &["empty"]);
+}
+
+#[test]
+fn truncated_jpeg() {
+    fails_alone("truncated.jpg", hostile("truncated.jpg"), &["truncated"]);
+}
+
+#[test]
+fn truncated_png() {
+    fails_alone("truncated.png", hostile("truncated.png"), &["png"]);
+}
+
+#[test]
+fn random_bytes_named_jpg() {
+    fails_alone(
+        "random.jpg",
+        hostile("random.jpg"),
+        &["not a supported image"],
+    );
+}
+
+#[test]
+fn text_file() {
+    fails_alone("text.jpg", hostile("text.jpg"), &["not a supported image"]);
+}
+
+#[test]
+fn header_bombs_are_refused_before_allocating() {
+    fails_alone("huge.png", hostile("huge.png"), &["100000x100000", "limit"]);
+    fails_alone("huge.jpg", hostile("huge.jpg"), &["65000x65000", "limit"]);
+}
+
+#[test]
+fn pixel_limit_is_configurable() {
+    let s = Setup::new(FULL_CONFIG, ONE, &[("p.jpg", fixture("landscape.jpg"))]);
+    let out = s.run(&["-uri", "p.jpg", "-max-pixels", "100000"]);
+    assert_exit(&out, 1);
+    assert!(stdout_json(&out)["p.jpg"]["errors"]["n"]
+        .as_str()
+        .unwrap()
+        .contains("limit of 100000"));
+    let config = FULL_CONFIG.replace(r#""path": "src"}"#, r#""path": "src", "max_pixels": 1000}"#);
+    let s = Setup::new(&config, ONE, &[("p.jpg", fixture("landscape.jpg"))]);
+    assert_exit(&s.run(&["-uri", "p.jpg"]), 1);
+}
+
+#[test]
+fn missing_source() {
+    let s = Setup::new(FULL_CONFIG, ONE, &[("good.jpg", fixture("landscape.jpg"))]);
+    let out = s.run(&["-uri", "nope/missing.jpg", "-uri", "good.jpg"]);
+    assert_exit(&out, 1);
+    let r = stdout_json(&out);
+    assert!(r["nope/missing.jpg"]["errors"]["n"]
+        .as_str()
+        .unwrap()
+        .contains("not found"));
+    assert!(r["good.jpg"]["uris"]["n"].is_string());
+}
+
+#[test]
+fn unreadable_source() {
+    // A link that points at itself cannot be read, even by root.
+    let s = Setup::new(FULL_CONFIG, ONE, &[("good.jpg", fixture("landscape.jpg"))]);
+    std::os::unix::fs::symlink("loop.jpg", s.path("src/loop.jpg")).unwrap();
+    let out = s.run(&["-uri", "loop.jpg", "-uri", "good.jpg"]);
+    assert_exit(&out, 1);
+    let r = stdout_json(&out);
+    assert!(r["loop.jpg"]["errors"]["n"]
+        .as_str()
+        .unwrap()
+        .contains("cannot read source"));
+    assert!(r["good.jpg"]["uris"]["n"].is_string());
+}
+
+#[test]
+fn output_directory_not_writable() {
+    // A file where a directory must go: creating it fails, whoever runs the test.
+    let s = Setup::new(
+        FULL_CONFIG,
+        ONE,
+        &[
+            ("a.jpg", fixture("landscape.jpg")),
+            ("b.jpg", fixture("portrait.jpg")),
+        ],
+    );
+    std::fs::create_dir_all(s.path("out")).unwrap();
+    std::fs::write(s.path("out/a.jpg"), b"in the way").unwrap();
+    let out = s.run(&["-uri", "a.jpg", "-uri", "b.jpg"]);
+    assert_exit(&out, 1);
+    let r = stdout_json(&out);
+    assert!(r["a.jpg"]["errors"]["n"]
+        .as_str()
+        .unwrap()
+        .contains("cannot write derivative"));
+    assert!(s.path("out/b.jpg/full/!64,64/0/color.jpg").is_file());
+}
+
+#[test]
+fn escaping_the_source_root_is_refused_before_work() {
+    let s = Setup::new(FULL_CONFIG, ONE, &[("good.jpg", fixture("landscape.jpg"))]);
+    let outside = fixture("landscape.jpg");
+    for bad in [
+        "../good.jpg",
+        "a/../../good.jpg",
+        "%2e%2e/good.jpg",
+        "%2E%2e/x.jpg",
+        outside.to_str().unwrap(),
+    ] {
+        let out = s.run(&["-uri", "good.jpg", "-uri", bad]);
+        assert_exit(&out, 2);
+        assert!(stderr(&out).contains(bad), "{bad}: {}", stderr(&out));
+        assert!(!s.path("out").exists(), "nothing processed for {bad}");
+    }
+    // An absolute path inside the root is fine.
+    let inside = s.path("src/good.jpg");
+    let out = s.run(&["-uri", inside.to_str().unwrap()]);
+    assert_exit(&out, 0);
+    // A manifest line is checked the same way.
+    std::fs::write(s.path("m.txt"), "good.jpg\n../x.jpg\n").unwrap();
+    assert_exit(&s.run(&["-manifest", s.path("m.txt").to_str().unwrap()]), 2);
+}
+
+#[test]
+fn symlinks_do_not_lead_out_of_the_source_root() {
+    let s = Setup::new(
+        FULL_CONFIG,
+        ONE,
+        &[("d/good.jpg", fixture("landscape.jpg"))],
+    );
+    std::os::unix::fs::symlink(fixture("portrait.jpg"), s.path("src/d/outside.jpg")).unwrap();
+    let out = s.run(&["-uri", "d/outside.jpg"]);
+    assert_exit(&out, 1);
+    assert!(stdout_json(&out)["d/outside.jpg"]["errors"]["n"]
+        .as_str()
+        .unwrap()
+        .contains("escapes"));
+    // Walking the directory leaves the link out.
+    let out = s.run(&["-uri", "d"]);
+    assert_exit(&out, 0);
+    let r = stdout_json(&out);
+    assert!(r["d/good.jpg"].is_object());
+    assert!(r["d/outside.jpg"].is_null());
+}
+
+#[test]
+fn unusual_but_valid_images_work() {
+    let files = [
+        ("gray.jpg", fixture("gray.jpg"), 1usize),
+        ("rgba.png", fixture("rgba.png"), 4),
+        ("rgb16.png", fixture("rgb16.png"), 3),
+        ("cmyk.jpg", fixture("cmyk.jpg"), 3),
+        ("progressive.jpg", fixture("progressive.jpg"), 3),
+        ("one.png", hostile("one.png"), 3),
+        ("panorama.jpg", hostile("panorama.jpg"), 3),
+        ("rgb.png", fixture("rgb.png"), 3),
+    ];
+    let copies: Vec<(&str, std::path::PathBuf)> =
+        files.iter().map(|(n, p, _)| (*n, p.clone())).collect();
+    let mut gray_alpha = image::GrayAlphaImage::new(40, 30);
+    gray_alpha
+        .pixels_mut()
+        .enumerate()
+        .for_each(|(i, p)| p.0 = [(i % 256) as u8, 128]);
+    let s = Setup::new(
+        FULL_CONFIG,
+        r#"{"n": {"size": "!64,64", "format": "png"}, "o": {"format": ""}, "s": {"region": "-1,-1,32,32", "format": "jpg"}}"#,
+        &copies,
+    );
+    gray_alpha.save(s.path("src/graya.png")).unwrap();
+    let mut args = vec!["-uri", "graya.png"];
+    for (n, _, _) in &files {
+        args.extend(["-uri", n]);
+    }
+    let out = s.run(&args);
+    assert_exit(&out, 0);
+    let r = stdout_json(&out);
+    for (n, path, _) in &files {
+        let (w, h) = decode(path).dimensions();
+        let n_dims = s
+            .output(&format!("{n}/full/!64,64/0/color.png"))
+            .dimensions();
+        assert!(
+            n_dims.0 <= 64
+                && n_dims.1 <= 64
+                && (n_dims.0 == 64 || n_dims.1 == 64 || (w, h) == (1, 1))
+        );
+        assert_eq!(r[*n]["dimensions"]["s"], serde_json::json!([32, 32]), "{n}");
+    }
+    // CMYK comes out in the right colours (mean around (148, 92, 83), not inverted).
+    let cmyk = s.output("cmyk.jpg/full/!64,64/0/color.png").to_rgb8();
+    let mean =
+        |c: usize| cmyk.pixels().map(|p| p.0[c] as f64).sum::<f64>() / (cmyk.len() / 3) as f64;
+    assert!(
+        mean(0) > mean(2) + 30.0,
+        "CMYK decoded with inverted colours"
+    );
+    assert!(s
+        .output("rgba.png/full/!64,64/0/color.png")
+        .color()
+        .has_alpha());
+    assert_eq!(
+        r["panorama.jpg"]["dimensions"]["n"],
+        serde_json::json!([64, 1])
+    );
+}
