@@ -329,13 +329,17 @@ pub fn run(settings: &Settings, on_done: &(dyn Fn(&str, &SourceReport) + Sync)) 
 struct Log {
     quiet: bool,
     bar: Option<indicatif::ProgressBar>,
+    /// `-progress` on a pipe or file (a log, cron, a container): a plain line per finished source.
+    plain: Option<(std::time::Instant, usize)>,
+    done: std::sync::atomic::AtomicUsize,
     derivatives: std::sync::atomic::AtomicUsize,
     failures: std::sync::atomic::AtomicUsize,
 }
 
 impl Log {
     fn new(settings: &Settings) -> Log {
-        let bar = (settings.progress && !settings.quiet).then(|| {
+        let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let bar = (settings.progress && terminal && !settings.quiet).then(|| {
             let bar = indicatif::ProgressBar::with_draw_target(
                 Some(settings.sources.len() as u64),
                 indicatif::ProgressDrawTarget::stderr(),
@@ -351,6 +355,9 @@ impl Log {
         Log {
             quiet: settings.quiet,
             bar,
+            plain: (settings.progress && !terminal && !settings.quiet)
+                .then(|| (std::time::Instant::now(), settings.sources.len())),
+            done: Default::default(),
             derivatives: Default::default(),
             failures: Default::default(),
         }
@@ -377,6 +384,15 @@ impl Log {
                 d as f64 / secs
             ));
             bar.inc(1);
+        }
+        let n = self.done.fetch_add(1, Relaxed) + 1;
+        if let Some((start, total)) = self.plain {
+            let secs = start.elapsed().as_secs_f64().max(1e-3);
+            let eta = secs / n as f64 * total.saturating_sub(n) as f64;
+            eprintln!(
+                "iiif-process: {n}/{total} sources, {d} derivatives ({:.1}/s), {f} failed, ETA {eta:.0}s",
+                d as f64 / secs
+            );
         }
     }
 

@@ -1,0 +1,295 @@
+//! Batch runs: directories, manifests, jsonl streaming, reruns with -skip-existing, -dry-run, crashes.
+
+mod common;
+use common::*;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+const SET: &str = r#"{"n": {"size": "!64,64"}, "s": {"region": "-1,-1,32,32", "quality": "dither", "format": "png"}}"#;
+
+fn photo_dir() -> Setup {
+    Setup::new(
+        FULL_CONFIG,
+        SET,
+        &[
+            ("coll/a.jpg", fixture("landscape.jpg")),
+            ("coll/sub/b.jpg", fixture("portrait.jpg")),
+            ("coll/sub/c.png", fixture("rgb.png")),
+            ("coll/notes.txt", root().join("tests/hostile/text.jpg")),
+            ("coll/README", root().join("tests/fixtures/README.md")),
+        ],
+    )
+}
+
+#[test]
+fn a_directory_means_every_image_below_it() {
+    let s = photo_dir();
+    let out = s.run(&["-uri", "coll"]);
+    assert_exit(&out, 0);
+    let r = stdout_json(&out);
+    let keys: Vec<&String> = r.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["coll/a.jpg", "coll/sub/b.jpg", "coll/sub/c.png"]);
+    assert!(stderr(&out).contains("skipping coll/notes.txt"));
+    assert!(s
+        .path("out/coll/sub/c.png/-1,-1,32,32/full/0/dither.png")
+        .is_file());
+}
+
+#[test]
+fn manifest_from_stdin_with_comments() {
+    let s = photo_dir();
+    let config = s.path("config.json");
+    let instructions = s.path("instructions.json");
+    let mut child = Command::new(bin())
+        .args([
+            "-config",
+            config.to_str().unwrap(),
+            "-instructions",
+            instructions.to_str().unwrap(),
+            "-manifest",
+            "-",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"# the collection\ncoll/a.jpg\n\n  coll/sub/b.jpg  \ncoll/a.jpg\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_exit(&out, 0);
+    let r = stdout_json(&out);
+    assert_eq!(
+        r.as_object().unwrap().len(),
+        2,
+        "repeated lines are processed once"
+    );
+    // From a file too.
+    std::fs::write(s.path("m.txt"), "coll/sub/c.png\n").unwrap();
+    let out = s.run(&["-manifest", s.path("m.txt").to_str().unwrap()]);
+    assert_exit(&out, 0);
+    assert!(stdout_json(&out)["coll/sub/c.png"].is_object());
+}
+
+#[test]
+fn jsonl_streams_one_line_per_source() {
+    let s = photo_dir();
+    let out = s.run(&[
+        "-uri",
+        "coll",
+        "-uri",
+        "missing.jpg",
+        "-report-format",
+        "jsonl",
+    ]);
+    assert_exit(&out, 1);
+    let text = String::from_utf8(out.stdout.clone()).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4);
+    let mut uris: Vec<&str> = lines.iter().map(|l| l["uri"].as_str().unwrap()).collect();
+    uris.sort();
+    assert_eq!(
+        uris,
+        [
+            "coll/a.jpg",
+            "coll/sub/b.jpg",
+            "coll/sub/c.png",
+            "missing.jpg"
+        ]
+    );
+    for l in &lines {
+        for key in ["dimensions", "uris", "errors"] {
+            assert!(l[key].is_object(), "{key} in {l}");
+        }
+    }
+}
+
+#[test]
+fn dry_run_reads_headers_only_and_writes_nothing() {
+    let s = photo_dir();
+    let out = s.run(&["-uri", "coll", "-dry-run", "-report"]);
+    assert_exit(&out, 0);
+    let dry = stdout_json(&out);
+    assert!(!s.path("out").exists(), "nothing written");
+    let real = stdout_json(&s.run(&["-uri", "coll"]));
+    for uri in ["coll/a.jpg", "coll/sub/b.jpg"] {
+        assert_eq!(dry[uri]["uris"], real[uri]["uris"]);
+        assert_eq!(dry[uri]["dimensions"], real[uri]["dimensions"]);
+    }
+}
+
+#[test]
+fn skip_existing_skips_what_is_done_and_completes_the_rest() {
+    let s = photo_dir();
+    let first = s.run(&["-uri", "coll", "-report"]);
+    assert_exit(&first, 0);
+    let report = s.path("out/coll/a.jpg/process.json");
+    let n = s.path("out/coll/a.jpg/full/!64,64/0/color.jpg");
+    let before = std::fs::metadata(&n).unwrap().modified().unwrap();
+
+    // Everything exists: same report, nothing rewritten.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let again = s.run(&["-uri", "coll", "-report", "-skip-existing"]);
+    assert_exit(&again, 0);
+    assert_eq!(stdout_json(&again), stdout_json(&first));
+    assert_eq!(std::fs::metadata(&n).unwrap().modified().unwrap(), before);
+    assert!(report.is_file());
+
+    // One derivative lost: only it is made again.
+    let s_path = s.path("out/coll/a.jpg/-1,-1,32,32/full/0/dither.png");
+    std::fs::remove_file(&s_path).unwrap();
+    let fix = s.run(&["-uri", "coll", "-report", "-skip-existing"]);
+    assert_exit(&fix, 0);
+    assert!(s_path.is_file());
+    assert_eq!(std::fs::metadata(&n).unwrap().modified().unwrap(), before);
+    assert_eq!(stdout_json(&fix), stdout_json(&first));
+}
+
+#[test]
+fn killed_runs_leave_no_partial_files_and_a_rerun_completes() {
+    // A bigger job, so that kill -9 lands mid-run: many derivatives of several photos.
+    let mut files = Vec::new();
+    for i in 0..6 {
+        files.push((
+            format!("k/p{i}.jpg"),
+            fixture(if i % 2 == 0 {
+                "landscape.jpg"
+            } else {
+                "portrait.jpg"
+            }),
+        ));
+    }
+    let refs: Vec<(&str, std::path::PathBuf)> =
+        files.iter().map(|(n, p)| (n.as_str(), p.clone())).collect();
+    let instructions = format!(
+        "{{{}}}",
+        (0..20)
+            .map(|i| format!(
+                "\"l{i}\": {{\"size\": \"{},\", \"rotation\": \"{}\"}}",
+                100 + i * 20,
+                i * 7
+            ))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let s = Setup::new(FULL_CONFIG, &instructions, &refs);
+    let config = s.path("config.json");
+    let ins = s.path("instructions.json");
+    let reference = {
+        let t = tempdir();
+        let c = std::fs::read_to_string(&config)
+            .unwrap()
+            .replace(
+                "\"path\": \"out\"",
+                &format!("\"path\": {:?}", t.path().join("ref")),
+            )
+            .replace(
+                "\"path\": \"src\"",
+                &format!("\"path\": {:?}", s.path("src")),
+            );
+        std::fs::write(t.path().join("c.json"), c).unwrap();
+        let out = Command::new(bin())
+            .args([
+                "-config",
+                t.path().join("c.json").to_str().unwrap(),
+                "-instructions",
+                ins.to_str().unwrap(),
+            ])
+            .args(["-uri", "k", "-report"])
+            .output()
+            .unwrap();
+        assert_exit(&out, 0);
+        stdout_json(&out)
+    };
+    for delay_ms in [15u64, 40, 80, 150] {
+        let _ = std::fs::remove_dir_all(s.path("out"));
+        let mut child = Command::new(bin())
+            .args([
+                "-config",
+                config.to_str().unwrap(),
+                "-instructions",
+                ins.to_str().unwrap(),
+                "-uri",
+                "k",
+                "-report",
+            ])
+            .current_dir(s.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        // Every file at a final name decodes completely.
+        for entry in walk(&s.path("out")) {
+            let name = entry.file_name().unwrap().to_string_lossy().to_string();
+            if name.starts_with('.') {
+                continue; // temporaries
+            }
+            if name.ends_with(".json") {
+                serde_json::from_slice::<serde_json::Value>(&std::fs::read(&entry).unwrap())
+                    .unwrap_or_else(|e| panic!("{}: {e}", entry.display()));
+            } else {
+                image::open(&entry)
+                    .unwrap_or_else(|e| panic!("partial file {}: {e}", entry.display()));
+            }
+        }
+        let rerun = s.run(&["-uri", "k", "-report", "-skip-existing"]);
+        assert_exit(&rerun, 0);
+        assert_eq!(
+            stdout_json(&rerun),
+            reference,
+            "rerun after a kill at {delay_ms} ms completes the job"
+        );
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn progress_bar_only_when_asked_or_on_a_terminal() {
+    let s = photo_dir();
+    let quiet = s.run(&["-uri", "coll"]);
+    assert!(!stderr(&quiet).contains("sources"), "no bar on a pipe");
+    let bar = s.run(&["-uri", "coll", "-progress"]);
+    assert_exit(&bar, 0);
+    assert!(
+        stderr(&bar).contains("5/5 sources, 6 derivatives"),
+        "{}",
+        stderr(&bar)
+    );
+    let silent = s.run(&["-uri", "coll", "-uri", "missing.jpg", "-quiet"]);
+    assert_exit(&silent, 1);
+    assert!(stderr(&silent).is_empty());
+}
+
+#[test]
+fn jobs_bounds_sources_in_flight() {
+    let s = photo_dir();
+    let one = s.run(&["-uri", "coll", "-jobs", "1"]);
+    assert_exit(&one, 0);
+    let many = s.run(&["-uri", "coll", "-jobs", "8"]);
+    assert_eq!(stdout_json(&one), stdout_json(&many));
+    assert_exit(&s.run(&["-uri", "coll", "-jobs", "0"]), 2);
+}
