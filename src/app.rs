@@ -519,8 +519,10 @@ pub fn process_source(
     let orientation = decoded.orientation;
     let icc = decoded.icc;
     let upright = codec::orient(decoded.image, orientation);
+    let full = (upright.width(), upright.height());
     // The stored pixels are needed only by rotation -1 derivatives that are not byte copies.
     let stored: OnceLock<DynamicImage> = OnceLock::new();
+    let intermediate = intermediate(settings, &todo, &upright, full, probe.format, orientation);
     let analysis: OnceLock<Option<image::RgbImage>> = OnceLock::new();
     let job = Job {
         settings,
@@ -530,21 +532,21 @@ pub fn process_source(
         orientation,
         icc: icc.as_deref(),
         upright: &upright,
+        intermediate: intermediate.as_ref(),
         analysis: &analysis,
     };
     let failures: Vec<(String, String)> = todo
         .par_iter()
         .filter_map(|(ins, path)| {
-            let img = if ins.request.rotation == Rotation::NoAutoRotate && orientation != 1 {
-                stored.get_or_init(|| {
+            let r = if ins.request.rotation == Rotation::NoAutoRotate && orientation != 1 {
+                let img = stored.get_or_init(|| {
                     codec::orient(upright.clone(), codec::inverse_orientation(orientation))
-                })
+                });
+                job.derive(ins, img, false, path)
             } else {
-                &upright
+                job.derive(ins, &upright, true, path)
             };
-            job.derive(ins, img, path)
-                .err()
-                .map(|e| (ins.label.clone(), e))
+            r.err().map(|e| (ins.label.clone(), e))
         })
         .collect();
     for (label, e) in failures {
@@ -648,26 +650,114 @@ struct Job<'a> {
     orientation: u8,
     icc: Option<&'a [u8]>,
     upright: &'a DynamicImage,
+    /// A downscaled copy of `upright` that the smaller derivatives are made from.
+    intermediate: Option<&'a Intermediate>,
     /// The small copy of the upright image for smart crops and services, made at most once.
     analysis: &'a OnceLock<Option<image::RgbImage>>,
 }
 
+/// The upright image resized once to the largest size that several derivatives need, so that each of them
+/// resamples a few megapixels instead of the full frame.
+struct Intermediate {
+    image: DynamicImage,
+    /// Its scale relative to the full image.
+    scale: f64,
+}
+
+/// How much of the full image's resolution a derivative needs: output size over region size.
+fn scale_need(r: &ResolvedRequest) -> f64 {
+    let (cw, ch) = match r.region {
+        ResolvedRegion::Rect(rect) => (rect.w, rect.h),
+        ResolvedRegion::Smart { crop_w, crop_h, .. } => (crop_w, crop_h),
+    };
+    (r.size.0 as f64 / cw.max(1) as f64).max(r.size.1 as f64 / ch.max(1) as f64)
+}
+
+/// The intermediate worth making: when at least two derivatives need at most half the resolution, one resize to
+/// the largest of them serves them all. Lanczos from at least the target size keeps their quality.
+fn intermediate(
+    settings: &Settings,
+    todo: &[(&Instruction, String)],
+    upright: &DynamicImage,
+    full: (u32, u32),
+    source_format: Format,
+    orientation: u8,
+) -> Option<Intermediate> {
+    let needs: Vec<f64> = todo
+        .iter()
+        .filter(|(ins, _)| ins.request.rotation != Rotation::NoAutoRotate || orientation == 1)
+        .filter_map(|(ins, _)| {
+            let r = ins.request.resolve(full.0, full.1, settings.api).ok()?;
+            let format = ins.request.format.resolve(Some(source_format));
+            (!is_identity(&r, full, format, source_format, orientation)).then(|| scale_need(&r))
+        })
+        .filter(|&n| n <= 0.5)
+        .collect();
+    let scale = needs.iter().cloned().fold(0.0, f64::max);
+    if needs.len() < 2 || scale <= 0.0 {
+        return None;
+    }
+    let (w, h) = (
+        ((full.0 as f64 * scale).round() as u32).max(1),
+        ((full.1 as f64 * scale).round() as u32).max(1),
+    );
+    let image =
+        pipeline::crop_resize(upright, (0.0, 0.0, full.0 as f64, full.1 as f64), w, h).ok()?;
+    Some(Intermediate { image, scale })
+}
+
+/// The derivative would be the stored file itself: full region at full size, no rotation or mirror, colour,
+/// same format, and either no orientation to apply or rotation `-1`.
+fn is_identity(
+    r: &ResolvedRequest,
+    dims: (u32, u32),
+    format: Format,
+    source_format: Format,
+    orientation: u8,
+) -> bool {
+    let full = matches!(r.region, ResolvedRegion::Rect(rect) if rect.x == 0 && rect.y == 0 && (rect.w, rect.h) == dims);
+    full && r.size == dims
+        && r.degrees == 0.0
+        && !r.mirror
+        && matches!(r.quality, Quality::Default | Quality::Color)
+        && format == source_format
+        && (!r.auto_orient || orientation == 1)
+}
+
 impl Job<'_> {
     fn analysis(&self) -> Option<&image::RgbImage> {
+        let src = self.intermediate.map_or(self.upright, |i| &i.image);
         self.analysis
-            .get_or_init(|| pipeline::analysis_copy(self.upright).ok())
+            .get_or_init(|| pipeline::analysis_copy(src).ok())
             .as_ref()
     }
 
-    /// Make, encode and write one derivative at `path`; the error is a message for the report.
-    fn derive(&self, ins: &Instruction, img: &DynamicImage, path: &str) -> Result<(), String> {
+    /// Make, encode and write one derivative at `path` from `img` (`upright` says whether it is the upright
+    /// image, which the intermediate and analysis copies are made from); the error is a message for the report.
+    fn derive(
+        &self,
+        ins: &Instruction,
+        img: &DynamicImage,
+        upright: bool,
+        path: &str,
+    ) -> Result<(), String> {
         let req = &ins.request;
         let dims = (img.width(), img.height());
         let resolved = req
             .resolve(dims.0, dims.1, self.settings.api)
             .map_err(|e| e.to_string())?;
         let format = req.format.resolve(Some(self.source_format));
-        let bytes = if self.is_identity(&resolved, dims, format) {
+        let src = match self.intermediate {
+            Some(i) if upright && scale_need(&resolved) <= i.scale * (1.0 + 1e-9) => &i.image,
+            _ => img,
+        };
+        let bytes = if is_identity(
+            &resolved,
+            dims,
+            format,
+            self.source_format,
+            self.orientation,
+        ) {
             // Lossless and nearly free: the stored file already is this derivative.
             self.bytes.to_vec()
         } else {
@@ -675,14 +765,13 @@ impl Job<'_> {
                 format,
                 Format::Png | Format::Webp | Format::Gif | Format::Tif
             );
-            let smart_on_upright = matches!(resolved.region, ResolvedRegion::Smart { .. })
-                && std::ptr::eq(img, self.upright);
-            let a = if smart_on_upright {
+            let smart = matches!(resolved.region, ResolvedRegion::Smart { .. });
+            let a = if smart && upright {
                 self.analysis()
             } else {
                 None
             };
-            let pixels = pipeline::render(img, dims, &resolved, a, transparent)
+            let pixels = pipeline::render(src, dims, &resolved, a, transparent)
                 .map_err(|e| e.to_string())?;
             let opts = EncodeOptions {
                 jpeg_quality: self.settings.jpeg_quality,
@@ -697,17 +786,5 @@ impl Job<'_> {
         self.out
             .write(path, &bytes)
             .map_err(|e| format!("cannot write derivative: {e}"))
-    }
-
-    /// The derivative would be the stored file itself: full region at full size, no rotation or mirror, colour,
-    /// same format, and either no orientation to apply or rotation `-1`.
-    fn is_identity(&self, r: &ResolvedRequest, dims: (u32, u32), format: Format) -> bool {
-        let full = matches!(r.region, ResolvedRegion::Rect(rect) if rect.x == 0 && rect.y == 0 && (rect.w, rect.h) == dims);
-        full && r.size == dims
-            && r.degrees == 0.0
-            && !r.mirror
-            && matches!(r.quality, Quality::Default | Quality::Color)
-            && format == self.source_format
-            && (!r.auto_orient || self.orientation == 1)
     }
 }

@@ -31,7 +31,9 @@ impl FromStr for SourceUri {
     type Err = NamingError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let origin = s.trim_start_matches('/').to_string();
-        if origin.is_empty() || origin.split('/').any(|c| c == "..") {
+        // `%2e%2e` is `..` once any web layer decodes it: refused like `..` itself.
+        let dotdot = |c: &str| c == ".." || c.eq_ignore_ascii_case("%2e%2e") || c.contains('\\');
+        if origin.is_empty() || origin.split('/').any(dotdot) {
             return Err(NamingError::Invalid {
                 uri: s.into(),
                 reason: "must name a file below the source root".into(),

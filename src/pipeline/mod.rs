@@ -50,8 +50,8 @@ pub fn analysis_copy(src: &DynamicImage) -> Result<RgbImage, PipelineError> {
         ((w as f64 * k).round() as u32).max(1),
         ((h as f64 * k).round() as u32).max(1),
     );
-    let rgb = DynamicImage::ImageRgb8(src.to_rgb8());
-    let small = crop_resize(&rgb, (0.0, 0.0, w as f64, h as f64), aw, ah)?;
+    // Resize first, in the source's own colour type, so the full frame is never copied.
+    let small = crop_resize(src, (0.0, 0.0, w as f64, h as f64), aw, ah)?;
     Ok(small.into_rgb8())
 }
 
@@ -77,11 +77,20 @@ pub fn render(
             (x as f64, y as f64, crop_w as f64, crop_h as f64)
         }
     };
-    let crop = if sx == 1.0 && sy == 1.0 {
-        (x, y, cw, ch)
-    } else {
-        (x * sx, y * sy, (cw * sx).max(1.0), (ch * sy).max(1.0))
+    // Snap values that are whole numbers but for float error, so an exact crop stays a plain copy.
+    let snap = |v: f64| {
+        if (v - v.round()).abs() < 1e-6 {
+            v.round()
+        } else {
+            v
+        }
     };
+    let crop = (
+        snap(x * sx),
+        snap(y * sy),
+        snap((cw * sx).max(1.0)),
+        snap((ch * sy).max(1.0)),
+    );
     let (w, h) = req.size;
     let mut img = crop_resize(src, crop, w, h)?;
 
