@@ -726,9 +726,9 @@ fn is_identity(
 
 impl Job<'_> {
     fn analysis(&self) -> Option<&image::RgbImage> {
-        let src = self.intermediate.map_or(self.upright, |i| &i.image);
+        // Always from the full upright image, so services do not depend on which derivatives a run makes.
         self.analysis
-            .get_or_init(|| pipeline::analysis_copy(src).ok())
+            .get_or_init(|| pipeline::analysis_copy(self.upright).ok())
             .as_ref()
     }
 
