@@ -330,7 +330,7 @@ fn location(raw: &RawStore, key: &str, base: &Path) -> Result<Location, String> 
         },
         (None, None) => return Err(format!("{key}: missing path")),
     };
-    if !name.eq_ignore_ascii_case("disk") && !(raw.path.is_none() && raw.uri.is_some()) {
+    if !(name.eq_ignore_ascii_case("disk") || raw.path.is_none() && raw.uri.is_some()) {
         return Err(format!(
             "{key}.name {name:?}: this kind of storage is not supported yet (supported: Disk)"
         ));

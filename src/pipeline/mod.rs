@@ -97,13 +97,10 @@ pub fn render(
     if req.mirror {
         img = img.fliph();
     }
-    img = match req.degrees {
-        d if d == 0.0 => img,
-        d if d == 90.0 => img.rotate90(),
-        d if d == 180.0 => img.rotate180(),
-        d if d == 270.0 => img.rotate270(),
-        d => rotate::rotate(&img, d, transparent),
-    };
+    // Quarter turns are exact pixel moves inside `rotate`; other angles enlarge the canvas.
+    if req.degrees != 0.0 {
+        img = rotate::rotate(&img, req.degrees, transparent);
+    }
 
     Ok(match req.quality {
         Quality::Default | Quality::Color => img,

@@ -8,12 +8,14 @@ use image::{DynamicImage, Rgba, RgbaImage};
 /// an alpha channel) and white otherwise. Gray stays gray.
 pub fn rotate(img: &DynamicImage, degrees: f64, transparent: bool) -> DynamicImage {
     let d = degrees.rem_euclid(360.0);
-    match d {
-        d if d == 0.0 => return img.clone(),
-        d if d == 90.0 => return img.rotate90(),
-        d if d == 180.0 => return img.rotate180(),
-        d if d == 270.0 => return img.rotate270(),
-        _ => {}
+    if d == 0.0 {
+        return img.clone();
+    } else if d == 90.0 {
+        return img.rotate90();
+    } else if d == 180.0 {
+        return img.rotate180();
+    } else if d == 270.0 {
+        return img.rotate270();
     }
     let src = img.to_rgba8();
     let (sw, sh) = src.dimensions();
