@@ -79,6 +79,7 @@ impl Settings {
             .into_iter()
             .map(|u| inside_source_root(u, &config.source))
             .collect::<Result<Vec<_>, _>>()?;
+        check_rewrites(&uris, &instructions)?;
         let sources = plan(uris, store_for(&config.source).as_ref())?;
         if sources.is_empty() {
             return Err(SettingsError::Invalid(
@@ -137,6 +138,35 @@ fn inside_source_root(mut uri: SourceUri, source: &Location) -> Result<SourceUri
             root.display()
         ))),
     }
+}
+
+/// rewrite:// names one file: refuse, before any work, what would write it twice.
+fn check_rewrites(uris: &[SourceUri], instructions: &[Instruction]) -> Result<(), SettingsError> {
+    let mut targets: std::collections::HashMap<&str, &str> = Default::default();
+    for uri in uris {
+        let Some(target) = uri.fixed_target() else {
+            continue;
+        };
+        if instructions.len() > 1 {
+            let labels: Vec<&str> = instructions.iter().map(|i| i.label.as_str()).collect();
+            return Err(SettingsError::Invalid(format!(
+                "source {:?}: rewrite:// writes one file, {target}, but the instructions make {} derivatives ({}); \
+                 use instructions with one entry, or file:// or idsecret:// for several",
+                uri.given,
+                labels.len(),
+                labels.join(", ")
+            )));
+        }
+        if let Some(other) = targets.insert(target, &uri.given) {
+            if other != uri.given {
+                return Err(SettingsError::Invalid(format!(
+                    "sources {other:?} and {:?} would both be written at {target}",
+                    uri.given
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// One URI per line; blank lines and `#` comments are ignored. `-` is standard input.
@@ -230,6 +260,25 @@ fn check_features(
     Ok(())
 }
 
+/// The names written in this run, each with the source URI that owns it.
+#[derive(Default)]
+pub struct Claims(Mutex<std::collections::HashMap<String, String>>);
+
+impl Claims {
+    /// Take `key` for `uri`; the owner's URI when another source has it already.
+    pub fn claim(&self, key: &str, uri: &str) -> Result<(), String> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match map.get(key) {
+            Some(owner) if owner != uri => Err(owner.clone()),
+            Some(_) => Ok(()),
+            None => {
+                map.insert(key.to_string(), uri.to_string());
+                Ok(())
+            }
+        }
+    }
+}
+
 /// The outcome of a run.
 pub struct Outcome {
     pub reports: BTreeMap<String, SourceReport>,
@@ -287,6 +336,7 @@ pub fn run(settings: &Settings, on_done: &(dyn Fn(&str, &SourceReport) + Sync)) 
     let source_store = store_for(&settings.config.source);
     let out_store = store_for(&settings.config.derivatives);
     let slots = Slots::new(settings.jobs);
+    let claims = Claims::default();
     let results: Vec<(String, SourceReport)> = settings
         .sources
         .par_iter()
@@ -298,6 +348,7 @@ pub fn run(settings: &Settings, on_done: &(dyn Fn(&str, &SourceReport) + Sync)) 
                     source_store.as_ref(),
                     out_store.as_ref(),
                     &planned.uri,
+                    &claims,
                 )
             };
             let report = match outcome {
@@ -431,6 +482,7 @@ pub fn process_source(
     src: &dyn Store,
     out: &dyn Store,
     uri: &SourceUri,
+    claims: &Claims,
 ) -> SourceOutcome {
     let bytes = match src.read(&uri.origin) {
         Ok(b) => b,
@@ -468,11 +520,9 @@ pub fn process_source(
         let planned = req
             .resolve(dims.0, dims.1, settings.api)
             .map_err(|e| e.to_string())
-            .and_then(|r| {
-                let path = uri
-                    .derivative_path(&ins.label, req, format, &fingerprint)
-                    .map_err(|e| e.to_string())?;
-                Ok((path, r.output))
+            .map(|r| {
+                let path = uri.derivative_path(&ins.label, req, format, &fingerprint);
+                (path, r.output)
             });
         match planned {
             Ok((path, (w, h))) => {
@@ -488,7 +538,30 @@ pub fn process_source(
     let report_key = settings
         .report_file
         .as_ref()
-        .map(|name| format!("{}/{}", uri.report_dir(), name));
+        .map(|name| uri.report_key(name, &fingerprint));
+    // Two sources of one run must never write the same name (naming schemes can make them meet).
+    todo.retain(|(ins, path)| match claims.claim(path, &uri.given) {
+        Ok(()) => true,
+        Err(other) => {
+            report.uris.remove(&ins.label);
+            report.dimensions.remove(&ins.label);
+            report.errors.insert(
+                ins.label.clone(),
+                format!("{path} is also the name of a derivative of {other:?} in this run; not overwritten"),
+            );
+            false
+        }
+    });
+    let report_key = report_key.filter(|key| match claims.claim(key, &uri.given) {
+        Ok(()) => true,
+        Err(other) => {
+            report.errors.insert(
+                "report".into(),
+                format!("{key} is also written for {other:?} in this run; not overwritten"),
+            );
+            false
+        }
+    });
     if settings.dry_run {
         return SourceOutcome::Done(report);
     }
