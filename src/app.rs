@@ -8,7 +8,9 @@ use crate::instructions::{self, Instruction, InstructionsError};
 use crate::naming::{NamingError, SourceUri};
 use crate::pipeline;
 use crate::report::{self, SourceReport};
+use crate::s3event;
 use crate::services;
+use crate::shard::{Shard, ShardError, ShardSpec};
 use crate::store::{DiskStore, Store};
 use image::DynamicImage;
 use rayon::prelude::*;
@@ -24,6 +26,8 @@ pub enum SettingsError {
     Instructions(#[from] InstructionsError),
     #[error(transparent)]
     Uri(#[from] NamingError),
+    #[error(transparent)]
+    Shard(#[from] ShardError),
     #[error("{0}")]
     Invalid(String),
 }
@@ -43,6 +47,8 @@ pub struct Settings {
     pub progress: bool,
     pub skip_existing: bool,
     pub dry_run: bool,
+    /// Lines for the log once the run starts (what sharding kept, events ignored, …).
+    pub notices: Vec<String>,
 }
 
 /// One source to process.
@@ -67,10 +73,37 @@ impl Settings {
             &instructions,
             &args.instructions.display().to_string(),
         )?;
+        let mut notices = Vec::new();
         let mut given = args.all_uris();
         if let Some(m) = &args.manifest {
             given.extend(read_manifest(m)?);
         }
+        if let Some(e) = &args.s3_event {
+            if e == "-" && args.manifest.as_deref() == Some("-") {
+                return Err(SettingsError::Invalid(
+                    "-manifest - and -s3-event - cannot both read standard input".into(),
+                ));
+            }
+            given.extend(read_s3_event(e, &config.source, &mut notices)?);
+        } else if given.is_empty() {
+            return Err(SettingsError::Invalid(
+                "no sources: give -uri URI, URIs after the flags, -manifest FILE or -s3-event FILE"
+                    .into(),
+            ));
+        }
+        let shard = match args
+            .shard
+            .as_deref()
+            .map(str::parse::<ShardSpec>)
+            .transpose()?
+        {
+            None => None,
+            Some(ShardSpec::Fixed(s)) => Some(s),
+            Some(ShardSpec::Auto) => Some(Shard::from_env(
+                &|k| std::env::var(k).ok(),
+                args.shard_count,
+            )?),
+        };
         let uris = given
             .iter()
             .map(|u| u.parse::<SourceUri>())
@@ -80,11 +113,11 @@ impl Settings {
             .map(|u| inside_source_root(u, &config.source))
             .collect::<Result<Vec<_>, _>>()?;
         check_rewrites(&uris, &instructions)?;
-        let sources = plan(uris, store_for(&config.source).as_ref())?;
-        if sources.is_empty() {
-            return Err(SettingsError::Invalid(
-                "no sources: give -uri URI, URIs after the flags, or -manifest FILE".into(),
-            ));
+        let mut sources = plan(uris, store_for(&config.source).as_ref())?;
+        if let Some(shard) = shard {
+            let all = sources.len();
+            sources.retain(|s| shard.contains(&s.uri.given));
+            notices.push(format!("shard {shard}: {} of {all} sources", sources.len()));
         }
         if args.report_name.is_empty()
             || args.report_name.contains(['/', '\\'])
@@ -113,6 +146,7 @@ impl Settings {
             progress: args.progress || std::io::IsTerminal::is_terminal(&std::io::stderr()),
             skip_existing: args.skip_existing,
             dry_run: args.dry_run,
+            notices,
         })
     }
 }
@@ -167,6 +201,32 @@ fn check_rewrites(uris: &[SourceUri], instructions: &[Instruction]) -> Result<()
         }
     }
     Ok(())
+}
+
+/// The sources an S3 event notification names, as URIs relative to the source root. Keys must lie under
+/// the source location; on disk (a mounted bucket, say) the bucket name is not checked.
+fn read_s3_event(
+    name: &str,
+    source: &Location,
+    notices: &mut Vec<String>,
+) -> Result<Vec<String>, SettingsError> {
+    let text = if name == "-" {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(name)
+    }
+    .map_err(|e| SettingsError::Invalid(format!("cannot read S3 event {name}: {e}")))?;
+    let events = s3event::parse(&text, name).map_err(|e| SettingsError::Invalid(e.to_string()))?;
+    for ignored in &events.ignored {
+        notices.push(format!("{name}: not a created object, ignored: {ignored}"));
+    }
+    let mut uris = Vec::new();
+    for obj in events.created {
+        match source {
+            Location::Disk(_) => uris.push(obj.key),
+        }
+    }
+    Ok(uris)
 }
 
 /// One URI per line; blank lines and `#` comments are ignored. `-` is standard input.
@@ -327,6 +387,9 @@ impl Drop for SlotGuard<'_> {
 /// Process every source; `on_done` is called as each finished source's report is ready (for streaming).
 pub fn run(settings: &Settings, on_done: &(dyn Fn(&str, &SourceReport) + Sync)) -> Outcome {
     let log = Log::new(settings);
+    for notice in &settings.notices {
+        log.line(notice);
+    }
     if !settings.config.ignored_keys.is_empty() {
         log.line(&format!(
             "warning: config keys not used by iiif-process: {}",

@@ -80,6 +80,19 @@ pub struct Args {
     /// Print the report of what would be written, reading only image headers; write nothing
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Process only shard I of N of the sources (0 <= I < N, by a stable hash of each source URI), or `auto`:
+    /// the index and count of this task in a Kubernetes, AWS Batch, Slurm or Cloud Run array job
+    #[arg(long, value_name = "I/N|auto")]
+    pub shard: Option<String>,
+
+    /// Number of tasks for -shard auto, where the environment does not say (Kubernetes indexed Jobs)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub shard_count: Option<u64>,
+
+    /// Process the objects created in an S3 event notification (S3/SQS/SNS/EventBridge JSON); - reads stdin
+    #[arg(long = "s3-event", value_name = "FILE")]
+    pub s3_event: Option<String>,
 }
 
 impl Args {

@@ -11,5 +11,7 @@ pub mod instructions;
 pub mod naming;
 pub mod pipeline;
 pub mod report;
+pub mod s3event;
 pub mod services;
+pub mod shard;
 pub mod store;
