@@ -19,6 +19,8 @@ const ARRAY_VARS: &[&str] = &[
     "CLOUD_RUN_TASK_COUNT",
 ];
 
+type Env<'a> = Vec<(&'a str, &'a str)>;
+
 fn collection(n: usize) -> Setup {
     let files: Vec<(String, std::path::PathBuf)> = (0..n)
         .map(|i| (format!("coll/p{i:03}.png"), fixture("rgb.png")))
@@ -104,10 +106,10 @@ fn auto_reads_each_array_job_environment() {
             ))
         })
         .collect();
-    for i in 0..3usize {
+    for (i, want) in fixed.iter().enumerate() {
         let idx = i.to_string();
         let slurm_id = (i + 1).to_string();
-        let platforms: Vec<(Vec<(&str, &str)>, Vec<&str>)> = vec![
+        let platforms: Vec<(Env, Vec<&str>)> = vec![
             (
                 vec![("JOB_COMPLETION_INDEX", &idx)],
                 vec!["-shard-count", "3"],
@@ -138,7 +140,7 @@ fn auto_reads_each_array_job_environment() {
         for (env, extra) in platforms {
             let mut args = vec!["-uri", "coll", "-dry-run", "-shard", "auto"];
             args.extend(extra);
-            assert_eq!(keys(&run_env(&s, &args, &env, None)), fixed[i], "{env:?}");
+            assert_eq!(&keys(&run_env(&s, &args, &env, None)), want, "{env:?}");
         }
     }
 }
