@@ -648,17 +648,41 @@ pub fn process_source(
         }
     }
 
-    let decoded = match codec::decode(&bytes, settings.max_pixels) {
+    let stored_dims = (probe.width, probe.height);
+    let need = resolution_need(
+        settings,
+        &todo,
+        upright_dims,
+        stored_dims,
+        probe.format,
+        probe.orientation,
+    );
+    let decoded = if need <= 0.5 {
+        // Every derivative needs at most half the resolution: let the decoder skip the rest.
+        let at_least = |d: u32| ((d as f64 * need).ceil() as u32).clamp(1, d);
+        let min = (at_least(stored_dims.0), at_least(stored_dims.1));
+        codec::decode_at_least(&bytes, settings.max_pixels, min)
+    } else {
+        codec::decode(&bytes, settings.max_pixels)
+    };
+    let decoded = match decoded {
         Ok(d) => d,
         Err(e) => return SourceOutcome::Done(failed_report(settings, format!("{where_}: {e}"))),
     };
     let orientation = decoded.orientation;
     let icc = decoded.icc;
+    // Possibly smaller than `upright_dims` (a reduced decode); requests are resolved against `upright_dims`.
     let upright = codec::orient(decoded.image, orientation);
-    let full = (upright.width(), upright.height());
     // The stored pixels are needed only by rotation -1 derivatives that are not byte copies.
     let stored: OnceLock<DynamicImage> = OnceLock::new();
-    let intermediate = intermediate(settings, &todo, &upright, full, probe.format, orientation);
+    let intermediate = intermediate(
+        settings,
+        &todo,
+        &upright,
+        upright_dims,
+        probe.format,
+        orientation,
+    );
     let analysis: OnceLock<Option<image::RgbImage>> = OnceLock::new();
     let job = Job {
         settings,
@@ -678,9 +702,9 @@ pub fn process_source(
                 let img = stored.get_or_init(|| {
                     codec::orient(upright.clone(), codec::inverse_orientation(orientation))
                 });
-                job.derive(ins, img, false, path)
+                job.derive(ins, img, stored_dims, false, path)
             } else {
-                job.derive(ins, &upright, true, path)
+                job.derive(ins, &upright, upright_dims, true, path)
             };
             r.err().map(|e| (ins.label.clone(), e))
         })
@@ -809,6 +833,32 @@ fn scale_need(r: &ResolvedRequest) -> f64 {
     (r.size.0 as f64 / cw.max(1) as f64).max(r.size.1 as f64 / ch.max(1) as f64)
 }
 
+/// The least fraction of the full resolution that every derivative to make (and the analysis copy) needs;
+/// byte copies need no pixels. Above 1 when something is upscaled.
+fn resolution_need(
+    settings: &Settings,
+    todo: &[(&Instruction, String)],
+    upright_dims: (u32, u32),
+    stored_dims: (u32, u32),
+    source_format: Format,
+    orientation: u8,
+) -> f64 {
+    let long = upright_dims.0.max(upright_dims.1).max(1) as f64;
+    let analysis = (pipeline::ANALYSIS_SIZE as f64 / long).min(1.0);
+    todo.iter()
+        .filter_map(|(ins, _)| {
+            let dims = if ins.request.rotation == Rotation::NoAutoRotate {
+                stored_dims
+            } else {
+                upright_dims
+            };
+            let r = ins.request.resolve(dims.0, dims.1, settings.api).ok()?;
+            let format = ins.request.format.resolve(Some(source_format));
+            (!is_identity(&r, dims, format, source_format, orientation)).then(|| scale_need(&r))
+        })
+        .fold(analysis, f64::max)
+}
+
 /// The intermediate worth making: when at least two derivatives need at most half the resolution, one resize to
 /// the largest of them serves them all. Lanczos from at least the target size keeps their quality.
 fn intermediate(
@@ -837,8 +887,11 @@ fn intermediate(
         ((full.0 as f64 * scale).round() as u32).max(1),
         ((full.1 as f64 * scale).round() as u32).max(1),
     );
-    let image =
-        pipeline::crop_resize(upright, (0.0, 0.0, full.0 as f64, full.1 as f64), w, h).ok()?;
+    let (uw, uh) = (upright.width(), upright.height());
+    if w * 4 > uw * 3 {
+        return None; // a reduced decode is already close to that size
+    }
+    let image = pipeline::crop_resize(upright, (0.0, 0.0, uw as f64, uh as f64), w, h).ok()?;
     Some(Intermediate { image, scale })
 }
 
@@ -874,11 +927,11 @@ impl Job<'_> {
         &self,
         ins: &Instruction,
         img: &DynamicImage,
+        dims: (u32, u32),
         upright: bool,
         path: &str,
     ) -> Result<(), String> {
         let req = &ins.request;
-        let dims = (img.width(), img.height());
         let resolved = req
             .resolve(dims.0, dims.1, self.settings.api)
             .map_err(|e| e.to_string())?;

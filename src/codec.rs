@@ -144,13 +144,16 @@ fn jpeg_is_truncated(bytes: &[u8]) -> bool {
 
 /// Decode once, refusing images over `max_pixels` before any pixel buffer is allocated.
 pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<Decoded, CodecError> {
-    let (mut decoder, probe) = open(bytes, max_pixels)?;
-    if probe.format == Format::Jpg && jpeg_is_truncated(bytes) {
-        return Err(CodecError::Decode {
-            format: "jpeg",
-            message: "truncated: the file ends before the image data does".into(),
-        });
+    if sniff(bytes)? == Format::Jpg {
+        if jpeg_is_truncated(bytes) {
+            return Err(CodecError::Decode {
+                format: "jpeg",
+                message: "truncated: the file ends before the image data does".into(),
+            });
+        }
+        return decode_jpeg(bytes, max_pixels);
     }
+    let (mut decoder, probe) = open(bytes, max_pixels)?;
     let icc = decoder.icc_profile().ok().flatten();
     let image = DynamicImage::from_decoder(decoder)
         .map_err(|e| decode_error(format_name(probe.format), e))?;
@@ -160,6 +163,150 @@ pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<Decoded, CodecError> {
         orientation: probe.orientation,
         icc,
     })
+}
+
+/// JPEG through zune-jpeg directly: image's wrapper copies the file and then the pixels, which at 18 MP
+/// would add about 70 MB to the peak. The pixel buffer zune returns becomes the image without a copy.
+fn decode_jpeg(bytes: &[u8], max_pixels: u64) -> Result<Decoded, CodecError> {
+    use zune_core::colorspace::ColorSpace;
+    let err = |e: zune_jpeg::errors::DecodeErrors| CodecError::Decode {
+        format: "jpeg",
+        message: e.to_string(),
+    };
+    let options = zune_core::options::DecoderOptions::default()
+        .set_strict_mode(false)
+        .set_max_width(usize::MAX)
+        .set_max_height(usize::MAX);
+    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(
+        zune_core::bytestream::ZCursor::new(bytes),
+        options,
+    );
+    decoder.decode_headers().map_err(err)?;
+    let (w, h) = decoder.dimensions().ok_or_else(|| CodecError::Decode {
+        format: "jpeg",
+        message: "no frame header".into(),
+    })?;
+    let (width, height) = (w as u32, h as u32);
+    let pixels = width as u64 * height as u64;
+    if pixels > max_pixels {
+        return Err(CodecError::TooLarge {
+            width,
+            height,
+            pixels,
+            limit: max_pixels,
+        });
+    }
+    let orientation = decoder
+        .exif()
+        .and_then(|e| image::metadata::Orientation::from_exif_chunk(e))
+        .map(orientation_code)
+        .unwrap_or(1);
+    let icc = decoder.icc_profile();
+    let input = decoder.input_colorspace().unwrap_or(ColorSpace::YCbCr);
+    // CMYK, YCCK and YCbCr all come out as RGB; grey stays grey.
+    let out = match input {
+        ColorSpace::Luma => ColorSpace::Luma,
+        ColorSpace::LumaA => ColorSpace::LumaA,
+        ColorSpace::RGBA => ColorSpace::RGBA,
+        _ => ColorSpace::RGB,
+    };
+    decoder.set_options(decoder.options().jpeg_set_out_colorspace(out));
+    let data = decoder.decode().map_err(err)?;
+    let short = || CodecError::Decode {
+        format: "jpeg",
+        message: "decoder returned fewer pixels than the frame has".into(),
+    };
+    let image = match out {
+        ColorSpace::Luma => DynamicImage::ImageLuma8(
+            image::GrayImage::from_raw(width, height, data).ok_or_else(short)?,
+        ),
+        ColorSpace::LumaA => DynamicImage::ImageLumaA8(
+            image::GrayAlphaImage::from_raw(width, height, data).ok_or_else(short)?,
+        ),
+        ColorSpace::RGBA => DynamicImage::ImageRgba8(
+            image::RgbaImage::from_raw(width, height, data).ok_or_else(short)?,
+        ),
+        _ => DynamicImage::ImageRgb8(
+            image::RgbImage::from_raw(width, height, data).ok_or_else(short)?,
+        ),
+    };
+    Ok(Decoded {
+        image,
+        format: Format::Jpg,
+        orientation,
+        icc,
+    })
+}
+
+/// Decode at a reduced scale when the format allows it and a smaller image still has at least `min` pixels
+/// per side (stored orientation): JPEG's IDCT can produce 1/2, 1/4 or 1/8 of the frame directly, which skips
+/// most of the colour conversion and the full-size pixel buffer. Anything else decodes at full size.
+pub fn decode_at_least(
+    bytes: &[u8],
+    max_pixels: u64,
+    min: (u32, u32),
+) -> Result<Decoded, CodecError> {
+    if sniff(bytes)? != Format::Jpg || jpeg_is_truncated(bytes) {
+        return decode(bytes, max_pixels);
+    }
+    let Some(scaled) = decode_jpeg_scaled(bytes, max_pixels, min)? else {
+        return decode(bytes, max_pixels);
+    };
+    Ok(scaled)
+}
+
+/// `None` when a reduced decode is not possible (no smaller scale is large enough, or a colour model that the
+/// scaling decoder does not convert, such as CMYK); the caller then decodes at full size.
+fn decode_jpeg_scaled(
+    bytes: &[u8],
+    max_pixels: u64,
+    min: (u32, u32),
+) -> Result<Option<Decoded>, CodecError> {
+    let probe = probe(bytes, max_pixels)?;
+    if min.0.saturating_mul(2) > probe.width || min.1.saturating_mul(2) > probe.height {
+        return Ok(None);
+    }
+    let mut d = jpeg_decoder::Decoder::new(bytes);
+    if d.read_info().is_err() {
+        return Ok(None);
+    }
+    let Some(info) = d.info() else {
+        return Ok(None);
+    };
+    if !matches!(
+        info.pixel_format,
+        jpeg_decoder::PixelFormat::RGB24 | jpeg_decoder::PixelFormat::L8
+    ) || (info.width as u32, info.height as u32) != (probe.width, probe.height)
+    {
+        return Ok(None);
+    }
+    // Ask with the frame's own aspect, so one scale satisfies both sides.
+    let k = (min.0 as f64 / probe.width as f64).max(min.1 as f64 / probe.height as f64);
+    let req = |v: u32| ((v as f64 * k).ceil() as u32).clamp(1, u16::MAX as u32) as u16;
+    let Ok((w, h)) = d.scale(req(probe.width), req(probe.height)) else {
+        return Ok(None);
+    };
+    let (w, h) = (w as u32, h as u32);
+    if w < min.0 || h < min.1 {
+        return Ok(None);
+    }
+    let icc = d.icc_profile();
+    let Ok(data) = d.decode() else {
+        // The full-size decoder is more forgiving, and it reports the error if there is one.
+        return Ok(None);
+    };
+    let image = match info.pixel_format {
+        jpeg_decoder::PixelFormat::L8 => {
+            image::GrayImage::from_raw(w, h, data).map(DynamicImage::ImageLuma8)
+        }
+        _ => image::RgbImage::from_raw(w, h, data).map(DynamicImage::ImageRgb8),
+    };
+    Ok(image.map(|image| Decoded {
+        image,
+        format: Format::Jpg,
+        orientation: probe.orientation,
+        icc,
+    }))
 }
 
 fn orientation_code(o: image::metadata::Orientation) -> u8 {
@@ -359,6 +506,61 @@ fn exif_orientation_segment(o: u8) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(format!(
+            "{}/tests/fixtures/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn reduced_jpeg_decode_is_the_smallest_dct_scale_that_is_large_enough() {
+        let bytes = fixture("landscape.jpg"); // 600x400
+        for (min, want) in [
+            ((300, 200), (300, 200)),
+            ((200, 100), (300, 200)),
+            ((150, 100), (150, 100)),
+            ((60, 40), (75, 50)),
+            ((301, 10), (600, 400)),
+        ] {
+            let d = decode_at_least(&bytes, DEFAULT_MAX_PIXELS, min).unwrap();
+            assert_eq!((d.image.width(), d.image.height()), want, "{min:?}");
+        }
+        // A half-size decode looks like the full decode halved.
+        let full = decode(&bytes, DEFAULT_MAX_PIXELS).unwrap().image.to_rgb8();
+        let half = decode_at_least(&bytes, DEFAULT_MAX_PIXELS, (300, 200))
+            .unwrap()
+            .image
+            .to_rgb8();
+        let halved =
+            image::imageops::resize(&full, 300, 200, image::imageops::FilterType::Triangle);
+        let diff: f64 = halved
+            .as_raw()
+            .iter()
+            .zip(half.as_raw())
+            .map(|(a, b)| (*a as f64 - *b as f64).abs())
+            .sum::<f64>()
+            / half.as_raw().len() as f64;
+        assert!(diff < 4.0, "mean difference {diff}");
+    }
+
+    #[test]
+    fn reduced_decode_keeps_orientation_grey_and_falls_back_for_cmyk() {
+        let d = decode_at_least(&fixture("oriented_6.jpg"), DEFAULT_MAX_PIXELS, (40, 70)).unwrap();
+        assert_eq!(d.orientation, 6);
+        assert_eq!((d.image.width(), d.image.height()), (48, 80));
+        let g = decode_at_least(&fixture("gray.jpg"), DEFAULT_MAX_PIXELS, (50, 30)).unwrap();
+        assert!(matches!(g.image, DynamicImage::ImageLuma8(_)));
+        assert_eq!((g.image.width(), g.image.height()), (50, 38));
+        // The scaling decoder does not convert CMYK: full size, converted to RGB by the other decoder.
+        let c = decode_at_least(&fixture("cmyk.jpg"), DEFAULT_MAX_PIXELS, (50, 30)).unwrap();
+        assert_eq!((c.image.width(), c.image.height()), (200, 150));
+        assert!(matches!(c.image, DynamicImage::ImageRgb8(_)));
+        let p = decode_at_least(&fixture("progressive.jpg"), DEFAULT_MAX_PIXELS, (50, 30)).unwrap();
+        assert_eq!((p.image.width(), p.image.height()), (50, 38));
+    }
 
     #[test]
     fn orientation_written_into_jpeg_reads_back() {

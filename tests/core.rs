@@ -478,3 +478,38 @@ fn jpeg_quality_changes_the_encoding() {
         .len();
     assert!(high > low * 2, "{low} vs {high}");
 }
+
+#[test]
+fn reduced_decodes_match_full_decodes() {
+    // Alone, the small sizes let the decoder work at half or quarter scale; with a full-size derivative in the
+    // same run the frame is decoded at full size. Both must give the same pictures.
+    let small = r#"{"b": {"size": "!250,250"}, "c": {"region": "100,50,400,300", "size": "100,"},
+                    "s": {"region": "-1,-1,64,64"}, "r": {"size": "!120,120", "rotation": "90"}}"#;
+    let both = r#"{"b": {"size": "!250,250"}, "c": {"region": "100,50,400,300", "size": "100,"},
+                   "s": {"region": "-1,-1,64,64"}, "r": {"size": "!120,120", "rotation": "90"},
+                   "f": {"size": "max", "format": "png"}}"#;
+    let files = [
+        ("l.jpg", fixture("landscape.jpg")),
+        ("o.jpg", fixture("oriented_6.jpg")),
+    ];
+    let a = Setup::new(FULL_CONFIG, small, &files);
+    let b = Setup::new(FULL_CONFIG, both, &files);
+    for uri in ["l.jpg", "o.jpg"] {
+        let ra = a.run(&["-uri", uri]);
+        let rb = b.run(&["-uri", uri]);
+        assert_exit(&ra, 0);
+        assert_exit(&rb, 0);
+        let (ja, jb) = (stdout_json(&ra), stdout_json(&rb));
+        for label in ["b", "c", "s", "r"] {
+            assert_eq!(
+                ja[uri]["dimensions"][label], jb[uri]["dimensions"][label],
+                "{uri} {label}"
+            );
+            let path = ja[uri]["uris"][label].as_str().unwrap();
+            let (pa, pb) = (a.output(path).to_rgb8(), b.output(path).to_rgb8());
+            assert_eq!(pa.dimensions(), pb.dimensions(), "{uri} {label}");
+            let d = mean_abs_diff(&pa, &pb);
+            assert!(d < 4.0, "{uri} {label}: mean difference {d}");
+        }
+    }
+}
