@@ -67,6 +67,9 @@ impl Settings {
             ApiVersion::V2
         };
         let config = Config::load(&args.config)?;
+        for loc in [&config.source, &config.derivatives] {
+            crate::objstore::check(loc).map_err(SettingsError::Invalid)?;
+        }
         let instructions = instructions::load(&args.instructions, api)?;
         check_features(
             &config,
@@ -157,7 +160,15 @@ fn inside_source_root(mut uri: SourceUri, source: &Location) -> Result<SourceUri
     if !(uri.is_plain() && uri.given.starts_with('/')) {
         return Ok(uri);
     }
-    let Location::Disk(root) = source;
+    let root = match source {
+        Location::Disk(root) => root,
+        Location::Object(o) => {
+            return Err(SettingsError::Invalid(format!(
+                "source {:?} is an absolute path, but the source root is {o}: give a key relative to it",
+                uri.given
+            )))
+        }
+    };
     let root = root.canonicalize().unwrap_or_else(|_| root.clone());
     let given = std::path::Path::new(&uri.given);
     let abs = given.canonicalize().unwrap_or_else(|_| given.to_path_buf());
@@ -224,6 +235,15 @@ fn read_s3_event(
     for obj in events.created {
         match source {
             Location::Disk(_) => uris.push(obj.key),
+            // Objects of another bucket, or outside the source prefix (derivatives written to the same bucket,
+            // say), are not sources.
+            Location::Object(o) => match crate::objstore::key_under(o, &obj.bucket, &obj.key) {
+                Some(key) => uris.push(key),
+                None => notices.push(format!(
+                    "{name}: s3://{}/{} is not under the source {o}, ignored",
+                    obj.bucket, obj.key
+                )),
+            },
         }
     }
     Ok(uris)
@@ -536,6 +556,7 @@ pub enum SourceOutcome {
 fn store_for(loc: &Location) -> Box<dyn Store> {
     match loc {
         Location::Disk(p) => Box::new(DiskStore::new(p)),
+        Location::Object(o) => Box::new(crate::objstore::ObjectStore::new(o)),
     }
 }
 

@@ -25,10 +25,51 @@ pub enum ConfigError {
     Invalid { path: PathBuf, message: String },
 }
 
-/// Where bytes live: a directory on disk (the only kind so far).
+/// Where bytes live: a directory on disk, or a bucket (and key prefix) of an object store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
     Disk(PathBuf),
+    Object(ObjectLocation),
+}
+
+/// Which object storage service a bucket belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cloud {
+    /// Amazon S3 or an S3-compatible service.
+    S3,
+    /// Google Cloud Storage.
+    Gcs,
+    /// Azure Blob Storage (the bucket is the container).
+    Azure,
+}
+
+/// A bucket and key prefix. Credentials are never part of it: they come from the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectLocation {
+    pub cloud: Cloud,
+    pub bucket: String,
+    /// Prefix of every key, '/'-separated without a leading or trailing '/'; empty for the whole bucket.
+    pub prefix: String,
+    /// S3 region given in the config; otherwise AWS_REGION / AWS_DEFAULT_REGION, else us-east-1.
+    pub region: Option<String>,
+    /// S3 endpoint given in the config (`?endpoint=`); otherwise AWS_ENDPOINT_URL / AWS_ENDPOINT.
+    pub endpoint: Option<String>,
+}
+
+impl std::fmt::Display for ObjectLocation {
+    /// `s3://bucket/prefix`: no region, endpoint or credentials.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = match self.cloud {
+            Cloud::S3 => "s3",
+            Cloud::Gcs => "gs",
+            Cloud::Azure => "az",
+        };
+        write!(f, "{scheme}://{}", self.bucket)?;
+        if !self.prefix.is_empty() {
+            write!(f, "/{}", self.prefix)?;
+        }
+        Ok(())
+    }
 }
 
 /// Settings for go-iiif's palette service.
@@ -103,6 +144,10 @@ struct RawStore {
     path: Option<String>,
     uri: Option<String>,
     max_pixels: Option<u64>,
+    /// go-iiif's `S3` entries: key prefix, region and a credentials label.
+    prefix: Option<String>,
+    region: Option<String>,
+    credentials: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -209,11 +254,13 @@ impl Config {
             ignored_keys.push("images.cache".into());
         }
         let max_pixels = source_raw.max_pixels;
-        let source = location(&source_raw, "images.source", base).map_err(invalid)?;
+        let source =
+            location(&source_raw, "images.source", base, &mut ignored_keys).map_err(invalid)?;
         let cache_raw = raw.derivatives.cache.ok_or_else(|| {
             invalid("missing derivatives.cache (where derivatives are written)".into())
         })?;
-        let derivatives = location(&cache_raw, "derivatives.cache", base).map_err(invalid)?;
+        let derivatives =
+            location(&cache_raw, "derivatives.cache", base, &mut ignored_keys).map_err(invalid)?;
 
         let services = raw
             .profile
@@ -316,31 +363,215 @@ fn names_by_param(map: &BTreeMap<String, Value>) -> BTreeMap<String, Vec<String>
         .collect()
 }
 
-fn location(raw: &RawStore, key: &str, base: &Path) -> Result<Location, String> {
-    let name = raw.name.as_deref().unwrap_or("Disk");
-    let path = match (&raw.path, &raw.uri) {
-        (Some(p), _) => p.clone(),
-        (None, Some(u)) => match u.strip_prefix("file://") {
-            Some(p) => p.to_string(),
-            None => {
-                return Err(format!(
-                    "{key}.uri {u:?}: only file:// locations are supported so far"
-                ))
-            }
-        },
+/// `images.source` or `derivatives.cache`. Accepted shapes (go-iiif's, old and new):
+/// - `{"name": "Disk", "path": "dir"}` and `{"uri": "file:///dir"}`: a directory, relative to the config's;
+/// - `{"uri": "s3://bucket/prefix?region=…"}`, also `s3blob://`, `gs://`, `azblob://`, `az://`, and the same URIs
+///   as `{"name": "Blob", "path": "…"}`;
+/// - `{"name": "S3", "path": "bucket", "prefix": "…", "region": "…", "credentials": "…"}`.
+///
+/// Credentials always come from the environment; a credentials label other than `env:` or `iam:` is listed in
+/// `ignored` (by key, never by value).
+fn location(
+    raw: &RawStore,
+    key: &str,
+    base: &Path,
+    ignored: &mut Vec<String>,
+) -> Result<Location, String> {
+    let name = raw.name.as_deref().unwrap_or("");
+    if name.eq_ignore_ascii_case("s3") {
+        return s3_entry(raw, key, ignored).map(Location::Object);
+    }
+    let disk = name.is_empty() || name.eq_ignore_ascii_case("disk");
+    let blob = name.eq_ignore_ascii_case("blob");
+    let (field, text) = match (&raw.path, &raw.uri) {
+        (Some(p), _) => ("path", p.as_str()),
+        (None, Some(u)) => ("uri", u.as_str()),
         (None, None) => return Err(format!("{key}: missing path")),
     };
-    if !(name.eq_ignore_ascii_case("disk") || raw.path.is_none() && raw.uri.is_some()) {
+    if field == "path" && !(disk || blob) {
         return Err(format!(
-            "{key}.name {name:?}: this kind of storage is not supported yet (supported: Disk)"
+            "{key}.name {name:?}: this kind of storage is not supported (supported: Disk, S3, Blob)"
         ));
     }
-    let p = PathBuf::from(&path);
+    // A Disk path, or a path with no scheme, is a directory; anything else is read as a URI.
+    let path = if field == "path" && (name.eq_ignore_ascii_case("disk") || !text.contains("://")) {
+        text
+    } else if let Some(p) = text.strip_prefix("file://") {
+        p
+    } else {
+        return parse_uri(text, &format!("{key}.{field}"), ignored).map(Location::Object);
+    };
+    let p = PathBuf::from(path);
     Ok(Location::Disk(if p.is_absolute() {
         p
     } else {
         base.join(p)
     }))
+}
+
+/// The URI schemes of object stores, as go-iiif (Go Cloud) and object_store spell them.
+const OBJECT_SCHEMES: &str = "s3, s3blob, gs, azblob, az (or file for a directory)";
+
+/// A blob URI: `s3://bucket/prefix?region=…`, `s3blob://bucket?prefix=…&region=…&credentials=…`, `gs://…`,
+/// `azblob://container/prefix`, `az://…`. `field` names the config key in messages; the URI's query values are
+/// never repeated in them (they might hold something private).
+pub fn parse_uri(
+    text: &str,
+    field: &str,
+    ignored: &mut Vec<String>,
+) -> Result<ObjectLocation, String> {
+    let url = url::Url::parse(text).map_err(|e| {
+        format!("{field} {text:?}: not a storage URI ({e}); expected one of the schemes {OBJECT_SCHEMES}")
+    })?;
+    let cloud = match url.scheme() {
+        "s3" | "s3blob" | "s3a" => Cloud::S3,
+        "gs" | "gcs" => Cloud::Gcs,
+        "azblob" | "az" | "azure" => Cloud::Azure,
+        other => {
+            return Err(format!(
+                "{field}: storage scheme {other:?} is not supported (supported: {OBJECT_SCHEMES})"
+            ))
+        }
+    };
+    let shown = format!(
+        "{}://{}{}",
+        url.scheme(),
+        url.host_str().unwrap_or(""),
+        url.path()
+    );
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!(
+            "{field} {shown:?}: credentials do not belong in the config; set them in the environment"
+        ));
+    }
+    if url.port().is_some() {
+        return Err(format!(
+            "{field} {shown:?}: the bucket name cannot have a port; give an endpoint with ?endpoint= or the environment"
+        ));
+    }
+    let mut segments: Vec<String> = url
+        .path()
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect();
+    // go-iiif's documentation writes `s3blob:///bucket?…`: no host, the bucket as the first path segment.
+    let bucket = match url.host_str().filter(|h| !h.is_empty()) {
+        Some(h) => h.to_string(),
+        None if !segments.is_empty() => segments.remove(0),
+        None => return Err(format!("{field} {shown:?}: no bucket name")),
+    };
+    let mut location = ObjectLocation {
+        cloud,
+        bucket,
+        prefix: String::new(),
+        region: None,
+        endpoint: None,
+    };
+    let mut prefix = segments.join("/");
+    for (name, value) in url.query_pairs() {
+        match (name.as_ref(), cloud) {
+            ("prefix", _) => prefix = join_prefix(&prefix, &value),
+            ("region", Cloud::S3) if !value.is_empty() => {
+                location.region = Some(value.into_owned())
+            }
+            ("endpoint", Cloud::S3) if !value.is_empty() => {
+                location.endpoint = Some(value.into_owned())
+            }
+            ("credentials", _) if is_environment_label(&value) => {}
+            (name, _) => ignored.push(format!("{field}?{name}")),
+        }
+    }
+    location.prefix = clean_prefix(&prefix, field)?;
+    check_bucket(&location.bucket, field)?;
+    Ok(location)
+}
+
+/// go-iiif's `{"name": "S3", "path": "bucket", "prefix": …, "region": …, "credentials": …}`.
+fn s3_entry(
+    raw: &RawStore,
+    key: &str,
+    ignored: &mut Vec<String>,
+) -> Result<ObjectLocation, String> {
+    let path = raw
+        .path
+        .as_deref()
+        .filter(|p| !p.trim_matches('/').is_empty())
+        .ok_or_else(|| format!("{key}: an S3 entry needs \"path\": the bucket name"))?;
+    if path.contains("://") {
+        return Err(format!(
+            "{key}.path: an S3 entry's path is a bucket name; give URIs as \"uri\""
+        ));
+    }
+    let path = path.trim_matches('/');
+    let (bucket, in_path) = path.split_once('/').unwrap_or((path, ""));
+    let prefix = join_prefix(in_path, raw.prefix.as_deref().unwrap_or(""));
+    if raw
+        .credentials
+        .as_deref()
+        .is_some_and(|c| !is_environment_label(c))
+    {
+        ignored.push(format!("{key}.credentials"));
+    }
+    if raw.uri.is_some() {
+        ignored.push(format!("{key}.uri"));
+    }
+    let location = ObjectLocation {
+        cloud: Cloud::S3,
+        bucket: bucket.to_string(),
+        prefix: clean_prefix(&prefix, key)?,
+        region: raw.region.clone().filter(|r| !r.is_empty()),
+        endpoint: None,
+    };
+    check_bucket(&location.bucket, key)?;
+    Ok(location)
+}
+
+/// go-iiif's credential labels that mean what this tool always does: take them from the environment (which
+/// includes the instance's role).
+fn is_environment_label(label: &str) -> bool {
+    matches!(label, "" | "env:" | "iam:")
+}
+
+fn join_prefix(a: &str, b: &str) -> String {
+    [a.trim_matches('/'), b.trim_matches('/')]
+        .iter()
+        .filter(|s| !s.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// A prefix of '/'-separated parts with no `.`, `..`, empty part or control character.
+fn clean_prefix(prefix: &str, field: &str) -> Result<String, String> {
+    let prefix = prefix.trim_matches('/');
+    if prefix.is_empty() {
+        return Ok(String::new());
+    }
+    for part in prefix.split('/') {
+        if part.is_empty() || part == "." || part == ".." || part.chars().any(char::is_control) {
+            return Err(format!(
+                "{field}: key prefix {prefix:?} has an empty, \".\" or \"..\" part or a control character"
+            ));
+        }
+    }
+    Ok(prefix.to_string())
+}
+
+/// Bucket (container) names: letters, digits, '.', '-' and '_', as every service allows some subset of them.
+fn check_bucket(bucket: &str, field: &str) -> Result<(), String> {
+    if bucket.is_empty()
+        || !bucket
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+    {
+        return Err(format!("{field}: {bucket:?} is not a valid bucket name"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -401,10 +632,168 @@ mod tests {
     fn unsupported_storage_is_named() {
         let text = MIN.replace(
             r#""name":"Disk","path":"/out""#,
-            r#""name":"S3","path":"bucket""#,
+            r#""name":"Memory","path":"x""#,
         );
         let e = parse(&text).unwrap_err().to_string();
-        assert!(e.contains("derivatives.cache") && e.contains("S3"), "{e}");
+        assert!(
+            e.contains("derivatives.cache") && e.contains("Memory"),
+            "{e}"
+        );
+    }
+
+    /// The config with `source` as images.source and `cache` as derivatives.cache.
+    fn with_stores(source: &str, cache: &str) -> Result<Config, ConfigError> {
+        parse(&format!(
+            r#"{{"images":{{"source":{source}}},"derivatives":{{"cache":{cache}}}}}"#
+        ))
+    }
+
+    fn object(cloud: Cloud, bucket: &str, prefix: &str, region: Option<&str>) -> Location {
+        Location::Object(ObjectLocation {
+            cloud,
+            bucket: bucket.into(),
+            prefix: prefix.into(),
+            region: region.map(str::to_string),
+            endpoint: None,
+        })
+    }
+
+    #[test]
+    fn s3_uris_name_a_bucket_a_prefix_and_a_region() {
+        let c = with_stores(
+            r#"{"uri":"s3://masters/2024/scans?region=eu-west-1"}"#,
+            r#"{"uri":"s3blob://derivs?region=us-west-2&prefix=iiif/&credentials=iam:"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.source,
+            object(Cloud::S3, "masters", "2024/scans", Some("eu-west-1"))
+        );
+        assert_eq!(
+            c.derivatives,
+            object(Cloud::S3, "derivs", "iiif", Some("us-west-2"))
+        );
+        assert!(c.ignored_keys.is_empty(), "{:?}", c.ignored_keys);
+        let Location::Object(o) = &c.source else {
+            unreachable!()
+        };
+        assert_eq!(o.to_string(), "s3://masters/2024/scans");
+    }
+
+    #[test]
+    fn go_iiif_documented_s3blob_form_with_three_slashes() {
+        let c = with_stores(
+            r#"{"uri":"s3blob:///bucket-name?region=us-east-1&credentials=iam:"}"#,
+            r#"{"uri":"s3:///bucket-name/derivatives?endpoint=http://127.0.0.1:9000"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.source,
+            object(Cloud::S3, "bucket-name", "", Some("us-east-1"))
+        );
+        let Location::Object(o) = &c.derivatives else {
+            unreachable!()
+        };
+        assert_eq!(
+            (o.bucket.as_str(), o.prefix.as_str()),
+            ("bucket-name", "derivatives")
+        );
+        assert_eq!(o.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+    }
+
+    #[test]
+    fn gcs_and_azure_uris() {
+        let c = with_stores(
+            r#"{"uri":"gs://bucket/a/b"}"#,
+            r#"{"uri":"azblob://container/iiif"}"#,
+        )
+        .unwrap();
+        assert_eq!(c.source, object(Cloud::Gcs, "bucket", "a/b", None));
+        assert_eq!(
+            c.derivatives,
+            object(Cloud::Azure, "container", "iiif", None)
+        );
+        let c = with_stores(
+            r#"{"uri":"az://container"}"#,
+            r#"{"uri":"gs://b?prefix=x%20y"}"#,
+        )
+        .unwrap();
+        assert_eq!(c.source, object(Cloud::Azure, "container", "", None));
+        assert_eq!(c.derivatives, object(Cloud::Gcs, "b", "x y", None));
+    }
+
+    #[test]
+    fn go_iiif_blob_and_s3_entries() {
+        let c = with_stores(
+            r#"{"name":"Blob","path":"s3://bucket?region=us-east-1&prefix=masters"}"#,
+            r#"{"name":"S3","path":"cache.bucket","prefix":"iiif/","region":"us-east-2","credentials":"default"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.source,
+            object(Cloud::S3, "bucket", "masters", Some("us-east-1"))
+        );
+        assert_eq!(
+            c.derivatives,
+            object(Cloud::S3, "cache.bucket", "iiif", Some("us-east-2"))
+        );
+        // A profile name cannot be honoured: the key (never the value) is reported as unused.
+        assert_eq!(c.ignored_keys, ["derivatives.cache.credentials"]);
+        let c = with_stores(
+            r#"{"name":"S3","path":"bucket/sub","prefix":"p","credentials":"env:"}"#,
+            r#"{"name":"Blob","path":"file:///out"}"#,
+        )
+        .unwrap();
+        assert_eq!(c.source, object(Cloud::S3, "bucket", "sub/p", None));
+        assert_eq!(c.derivatives, Location::Disk("/out".into()));
+        assert!(c.ignored_keys.is_empty());
+    }
+
+    #[test]
+    fn unused_uri_parameters_are_reported_by_name_only() {
+        let c = with_stores(
+            r#"{"uri":"s3blob://b?region=r&credentials=/home/me/.aws/credentials:me&acl=public-read"}"#,
+            r#"{"uri":"gs://b?region=x"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.ignored_keys,
+            [
+                "images.source.uri?credentials",
+                "images.source.uri?acl",
+                "derivatives.cache.uri?region"
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_object_locations_are_refused_clearly() {
+        let disk = r#"{"path":"/out"}"#;
+        let cases = [
+            (r#"{"uri":"s3://"}"#, "no bucket name"),
+            (r#"{"uri":"s3:///"}"#, "no bucket name"),
+            (r#"{"uri":"ftp://host/x"}"#, "\"ftp\" is not supported"),
+            (r#"{"uri":"images"}"#, "not a storage URI"),
+            (
+                r#"{"uri":"s3://user:hunter2@bucket/x"}"#,
+                "credentials do not belong",
+            ),
+            (r#"{"uri":"s3://bucket:9000/x"}"#, "cannot have a port"),
+            (r#"{"uri":"s3://bucket?prefix=../x"}"#, "key prefix"),
+            (r#"{"uri":"gs://bucket/a/%00/b"}"#, "key prefix"),
+            (r#"{"uri":"s3://bu%24ket/x"}"#, "not a valid bucket name"),
+            (r#"{"name":"S3"}"#, "needs \"path\""),
+            (r#"{"name":"S3","path":"s3://bucket"}"#, "bucket name"),
+            (r#"{"name":"S3","path":"/"}"#, "needs \"path\""),
+        ];
+        for (source, want) in cases {
+            let e = with_stores(source, disk).unwrap_err().to_string();
+            assert!(
+                e.contains("images.source") && e.contains(want),
+                "{source}: {e}"
+            );
+            assert!(!e.contains("hunter2"), "{e}");
+        }
     }
 
     #[test]

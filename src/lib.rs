@@ -9,6 +9,7 @@ pub mod config;
 pub mod iiif;
 pub mod instructions;
 pub mod naming;
+pub mod objstore;
 pub mod pipeline;
 pub mod report;
 pub mod s3event;

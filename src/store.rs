@@ -17,6 +17,12 @@ pub enum StoreError {
     Escapes { path: String },
     #[error("{path}: is a directory")]
     IsDir { path: String },
+    /// A key that cannot name an object (an empty, `.` or `..` part, a control character).
+    #[error("{path}: {reason}")]
+    BadKey { path: String, reason: String },
+    /// A request to an object store failed (after the client's retries).
+    #[error("{path}: {message}")]
+    Remote { path: String, message: String },
 }
 
 /// A place holding files under '/'-separated relative keys.

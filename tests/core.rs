@@ -401,9 +401,9 @@ fn settings_errors_exit_2_naming_the_problem() {
             &["config", "line 2"],
         ),
         (
-            r#"{"images": {"source": {"name": "S3", "path": "b"}}, "derivatives": {"cache": {"name": "Disk", "path": "out"}}}"#,
+            r#"{"images": {"source": {"name": "Memory", "path": "b"}}, "derivatives": {"cache": {"name": "Disk", "path": "out"}}}"#,
             r#"{"t": {}}"#,
-            &["images.source", "S3", "not supported"],
+            &["images.source", "Memory", "not supported"],
         ),
         (
             r#"{"images": {"source": {"name": "Disk", "path": "src"}}, "derivatives": {"cache": {"name": "Disk", "path": "out"}}}"#,

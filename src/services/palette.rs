@@ -23,7 +23,7 @@ pub struct Swatch {
     pub reference: String,
     /// The nearest colour of each configured palette, in configuration order; omitted when empty, as go-colours
     /// does.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub closest: Vec<Swatch>,
 }
 
@@ -566,6 +566,23 @@ fn select_targets(swatches: &[QSwatch]) -> [Option<usize>; 6] {
 mod tests {
     use super::*;
     use image::Rgb;
+
+    #[test]
+    fn swatches_read_back_from_a_report() {
+        // -skip-existing reads the services of the previous report: the nested swatches omit `closest`.
+        let named = |name: &str| Swatch {
+            name: name.into(),
+            hex: "#714b23".into(),
+            reference: "crayola".into(),
+            closest: Vec::new(),
+        };
+        let s = Swatch {
+            closest: vec![named("Raw Umber")],
+            ..named("Raw Umber")
+        };
+        let json = serde_json::to_string(&s).unwrap();
+        assert_eq!(serde_json::from_str::<Swatch>(&json).unwrap(), s);
+    }
 
     /// Four vertical bands of the given colours.
     fn bands(colours: &[[u8; 3]], w: u32, h: u32) -> RgbImage {

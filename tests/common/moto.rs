@@ -1,0 +1,279 @@
+//! A local S3 emulator for the object storage tests: the Python `moto` server (`pip install 'moto[server]'`),
+//! started by each test on a free loopback port and killed when dropped.
+//!
+//! Without `moto_server` on PATH, [`start`] prints a notice and returns `None` (the test is skipped), unless
+//! `IIIF_PROCESS_REQUIRE_S3=1` (set by `.ci/run`), which makes it fail.
+//!
+//! The test's own S3 client is `object_store`'s, configured explicitly (never from the environment), so what
+//! the tests check does not go through the code under test.
+
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Dummy credentials: moto accepts any. The secret is distinctive so tests can check it is never printed.
+pub const ACCESS_KEY: &str = "AKIAMOTOTESTING";
+pub const SECRET_KEY: &str = "moto-secret-never-printed";
+pub const REGION: &str = "us-east-1";
+
+pub struct Moto {
+    child: Child,
+    port: u16,
+    pub endpoint: String,
+    dir: tempfile::TempDir,
+    rt: tokio::runtime::Runtime,
+    /// Where the access log stood at [`Moto::start_recording`].
+    mark: std::cell::Cell<usize>,
+}
+
+/// One object as listed: key, ETag and last-modified time.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Listed {
+    pub key: String,
+    pub e_tag: Option<String>,
+    pub last_modified: String,
+    pub size: u64,
+}
+
+/// Start a moto server, or skip (see the module's documentation).
+pub fn start() -> Option<Moto> {
+    let required = std::env::var("IIIF_PROCESS_REQUIRE_S3").is_ok_and(|v| v == "1");
+    for _ in 0..3 {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("no free loopback port")
+            .port();
+        let dir = tempfile::tempdir().expect("cannot create a temporary directory");
+        let log = std::fs::File::create(dir.path().join("moto.log")).unwrap();
+        let spawned = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn();
+        let child = match spawned {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                assert!(
+                    !required,
+                    "IIIF_PROCESS_REQUIRE_S3=1 but moto_server is not on PATH (pip install 'moto[server]')"
+                );
+                // Straight to stderr, past the test harness's capture, so the skip is seen.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "NOTICE: moto_server is not on PATH: object storage test skipped \
+                     (pip install 'moto[server]' to run it)"
+                );
+                return None;
+            }
+            Err(e) => panic!("cannot start moto_server: {e}"),
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut moto = Moto {
+            child,
+            port,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            dir,
+            rt,
+            mark: Default::default(),
+        };
+        if moto.wait_ready(Duration::from_secs(60)) {
+            return Some(moto);
+        }
+        eprintln!(
+            "moto_server on port {port} did not come up:\n{}",
+            moto.log()
+        );
+    }
+    panic!("moto_server did not start");
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Moto {
+    fn wait_ready(&mut self, limit: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false; // exited: the port was taken, or moto is broken
+            }
+            if self.raw("GET", "/moto-api/").is_some() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+
+    /// What the server printed.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("moto.log")).unwrap_or_default()
+    }
+
+    /// An unsigned HTTP/1.0 request with no body; the status code, or `None` if the server did not answer.
+    fn raw(&self, method: &str, path: &str) -> Option<u16> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+        write!(
+            s,
+            "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\n\r\n",
+            self.port
+        )
+        .ok()?;
+        let mut response = Vec::new();
+        s.read_to_end(&mut response).ok()?;
+        let text = String::from_utf8_lossy(&response);
+        text.split_whitespace().nth(1)?.parse().ok()
+    }
+
+    pub fn create_bucket(&self, name: &str) {
+        assert_eq!(
+            self.raw("PUT", &format!("/{name}")),
+            Some(200),
+            "create bucket {name}"
+        );
+    }
+
+    /// The test's own client for `bucket`.
+    pub fn bucket(&self, bucket: &str) -> Arc<dyn ObjectStore> {
+        let _guard = self.rt.enter();
+        Arc::new(
+            AmazonS3Builder::new()
+                .with_endpoint(&self.endpoint)
+                .with_allow_http(true)
+                .with_region(REGION)
+                .with_access_key_id(ACCESS_KEY)
+                .with_secret_access_key(SECRET_KEY)
+                .with_bucket_name(bucket)
+                .build()
+                .unwrap(),
+        )
+    }
+
+    pub fn put(&self, bucket: &str, key: &str, bytes: Vec<u8>) {
+        let b = self.bucket(bucket);
+        self.rt
+            .block_on(b.put(&ObjectPath::from(key), PutPayload::from(bytes)))
+            .unwrap_or_else(|e| panic!("put {bucket}/{key}: {e}"));
+    }
+
+    pub fn get(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
+        let b = self.bucket(bucket);
+        match self
+            .rt
+            .block_on(async { b.get(&ObjectPath::from(key)).await?.bytes().await })
+        {
+            Ok(bytes) => Some(bytes.to_vec()),
+            Err(object_store::Error::NotFound { .. }) => None,
+            Err(e) => panic!("get {bucket}/{key}: {e}"),
+        }
+    }
+
+    pub fn delete(&self, bucket: &str, key: &str) {
+        let b = self.bucket(bucket);
+        self.rt
+            .block_on(b.delete(&ObjectPath::from(key)))
+            .unwrap_or_else(|e| panic!("delete {bucket}/{key}: {e}"));
+    }
+
+    /// Every object in `bucket`, sorted by key.
+    pub fn list(&self, bucket: &str) -> Vec<Listed> {
+        use futures_util::TryStreamExt;
+        let b = self.bucket(bucket);
+        let metas = self
+            .rt
+            .block_on(b.list(None).try_collect::<Vec<_>>())
+            .unwrap_or_else(|e| panic!("list {bucket}: {e}"));
+        let mut listed: Vec<Listed> = metas
+            .into_iter()
+            .map(|m| Listed {
+                key: m.location.to_string(),
+                e_tag: m.e_tag,
+                last_modified: m.last_modified.to_rfc3339(),
+                size: m.size,
+            })
+            .collect();
+        listed.sort();
+        listed
+    }
+
+    pub fn keys(&self, bucket: &str) -> Vec<String> {
+        self.list(bucket).into_iter().map(|l| l.key).collect()
+    }
+
+    /// Record every request the server gets from now on (earlier ones are forgotten).
+    pub fn start_recording(&self) {
+        self.mark.set(self.log().len());
+    }
+
+    /// The requests since [`Moto::start_recording`] as (method, decoded path, query), from the server's access
+    /// log (which it writes, a whole line at a time, before it answers).
+    pub fn stop_recording(&self) -> Vec<(String, String, String)> {
+        let log = self.log();
+        without_colours(&log[self.mark.get().min(log.len())..])
+            .lines()
+            .filter_map(|line| {
+                // 127.0.0.1 - - [date] "PUT /bucket/key?query HTTP/1.1" 200 -
+                let request = line.split('"').nth(1)?;
+                let mut words = request.split(' ');
+                let (method, target) = (words.next()?, words.next()?);
+                let (path, query) = target.split_once('?').unwrap_or((target, ""));
+                let path = percent_encoding::percent_decode_str(path)
+                    .decode_utf8_lossy()
+                    .into_owned();
+                (!path.starts_with("/moto-api/"))
+                    .then(|| (method.to_string(), path, query.to_string()))
+            })
+            .collect()
+    }
+
+    /// Point `cmd` at this server through the usual AWS environment variables, and no others.
+    pub fn env<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
+        s3_env(cmd, &self.endpoint)
+    }
+}
+
+/// `text` without ANSI colour sequences (ESC [ ... m), which some versions of the server put in its log.
+fn without_colours(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The AWS environment of a run against `endpoint`, with dummy credentials; the caller's AWS_* are removed.
+pub fn s3_env<'a>(cmd: &'a mut Command, endpoint: &str) -> &'a mut Command {
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("AWS_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_ALLOW_HTTP", "true")
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("AWS_REGION", REGION)
+}

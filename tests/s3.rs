@@ -1,0 +1,456 @@
+//! Object storage: sources and derivatives in S3 buckets of a local moto server, compared with the same run on
+//! disk; -skip-existing against S3; the store's own guarantees (HEAD for exists, multipart, many threads).
+//!
+//! Each test starts its own moto server (see `common/moto.rs`) and skips with a notice when there is none,
+//! unless IIIF_PROCESS_REQUIRE_S3=1.
+
+mod common;
+use common::moto::{self, Moto};
+use common::*;
+use iiif_process::config::{Cloud, ObjectLocation};
+use iiif_process::objstore::ObjectStore;
+use iiif_process::store::{Store, StoreError};
+use rayon::prelude::*;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::process::{Command, Output};
+
+macro_rules! moto_or_skip {
+    () => {
+        match moto::start() {
+            Some(m) => m,
+            None => return,
+        }
+    };
+}
+
+const INSTRUCTIONS: &str = r#"{
+  "o": {"size": "full", "format": "", "rotation": "-1"},
+  "b": {"size": "!256,256"},
+  "sq": {"region": "square", "size": "64,", "format": "png"},
+  "g": {"size": "!128,128", "quality": "gray"},
+  "d": {"size": "!96,96", "quality": "dither", "format": "png"}
+}"#;
+
+/// [`FULL_CONFIG`] with other images.source and derivatives.cache entries.
+fn config_with(source: &str, cache: &str) -> String {
+    let c = FULL_CONFIG
+        .replace(r#"{"name": "Disk", "path": "src"}"#, source)
+        .replace(r#"{"name": "Disk", "path": "out"}"#, cache);
+    assert_ne!(c, FULL_CONFIG);
+    c
+}
+
+const S3_SOURCE: &str = r#"{"uri": "s3://masters/scans?region=us-east-1"}"#;
+const S3_CACHE: &str =
+    r#"{"uri": "s3blob://derivs?prefix=iiif&region=us-east-1&credentials=env:"}"#;
+
+/// Run the binary with `setup`'s config and instructions against `endpoint`.
+fn run_s3(setup: &Setup, endpoint: &str, args: &[&str]) -> Output {
+    let config = setup.path("config.json");
+    let instructions = setup.path("instructions.json");
+    let mut cmd = Command::new(bin());
+    cmd.args(["-config", config.to_str().unwrap()])
+        .args(["-instructions", instructions.to_str().unwrap()])
+        .args(args)
+        .current_dir(setup.dir.path())
+        .stdin(std::process::Stdio::null());
+    moto::s3_env(&mut cmd, endpoint).output().unwrap()
+}
+
+fn assert_no_secret(out: &Output) {
+    for text in [&out.stdout, &out.stderr] {
+        let text = String::from_utf8_lossy(text);
+        assert!(
+            !text.contains(moto::SECRET_KEY),
+            "the secret key was printed:\n{text}"
+        );
+    }
+}
+
+fn decode_bytes(bytes: &[u8]) -> image::DynamicImage {
+    image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .unwrap()
+        .decode()
+        .unwrap()
+}
+
+#[test]
+fn a_run_from_s3_to_s3_matches_the_same_run_on_disk() {
+    let m = moto_or_skip!();
+    m.create_bucket("masters");
+    m.create_bucket("derivs");
+    let files = [
+        ("coll/IMG_0084.JPG", example("source/IMG_0084.JPG")),
+        ("coll/IMG_0107.JPG", example("source/IMG_0107.JPG")),
+        ("coll/sub/bad.jpg", hostile("truncated.jpg")),
+        ("coll/.hidden.jpg", fixture("landscape.jpg")),
+    ];
+    for (name, path) in &files {
+        m.put(
+            "masters",
+            &format!("scans/{name}"),
+            std::fs::read(path).unwrap(),
+        );
+    }
+    let disk = Setup::new(FULL_CONFIG, INSTRUCTIONS, &files);
+    let disk_out = disk.run(&["-uri", "coll", "-report"]);
+    assert_exit(&disk_out, 1);
+    let s3 = Setup::new(&config_with(S3_SOURCE, S3_CACHE), INSTRUCTIONS, &[]);
+    let s3_out = run_s3(&s3, &m.endpoint, &["-uri", "coll", "-report"]);
+    assert_exit(&s3_out, 1);
+    assert_no_secret(&s3_out);
+
+    let (dr, sr) = (stdout_json(&disk_out), stdout_json(&s3_out));
+    let sources: Vec<&String> = sr.as_object().unwrap().keys().collect();
+    assert_eq!(
+        sources,
+        ["coll/IMG_0084.JPG", "coll/IMG_0107.JPG", "coll/sub/bad.jpg"],
+        "a directory prefix lists every object below it, hidden ones left out"
+    );
+    for uri in &sources {
+        let (d, s) = (&dr[uri.as_str()], &sr[uri.as_str()]);
+        for key in [
+            "dimensions",
+            "uris",
+            "palette",
+            "blurhash",
+            "imagehash",
+            "origin",
+            "origin_uri",
+            "origin_fingerprint",
+        ] {
+            assert_eq!(d[key], s[key], "{uri}: {key}");
+        }
+        let labels = |v: &Value| {
+            v["errors"]
+                .as_object()
+                .map(|o| o.keys().cloned().collect::<Vec<_>>())
+        };
+        assert_eq!(labels(d), labels(s), "{uri}: errors");
+    }
+    let bad = &sr["coll/sub/bad.jpg"]["errors"]["b"];
+    assert!(
+        bad.as_str()
+            .unwrap()
+            .contains("s3://masters/scans/coll/sub/bad.jpg"),
+        "{bad}"
+    );
+
+    // Every derivative is in the bucket, with the pixels of the one on disk.
+    let mut expected = BTreeSet::new();
+    for uri in ["coll/IMG_0084.JPG", "coll/IMG_0107.JPG"] {
+        for (label, rel) in sr[uri]["uris"].as_object().unwrap() {
+            let rel = rel.as_str().unwrap();
+            let bytes = m
+                .get("derivs", &format!("iiif/{rel}"))
+                .unwrap_or_else(|| panic!("{uri} {label}: no object iiif/{rel}"));
+            let from_s3 = decode_bytes(&bytes);
+            let on_disk = disk.output(rel);
+            assert_eq!(
+                (from_s3.width(), from_s3.height()),
+                (on_disk.width(), on_disk.height()),
+                "{rel}"
+            );
+            let d = &sr[uri]["dimensions"][label];
+            assert_eq!(
+                [from_s3.width() as u64, from_s3.height() as u64],
+                [d[0].as_u64().unwrap(), d[1].as_u64().unwrap()],
+                "{rel}"
+            );
+            assert!(
+                from_s3.as_bytes() == on_disk.as_bytes(),
+                "{rel}: the pixels differ from the disk run's"
+            );
+            expected.insert(format!("iiif/{rel}"));
+        }
+        // The report file, written last, says what the disk run's says.
+        let key = format!("iiif/{uri}/process.json");
+        let report: Value = serde_json::from_slice(&m.get("derivs", &key).unwrap()).unwrap();
+        let on_disk: Value = serde_json::from_slice(
+            &std::fs::read(disk.path(&format!("out/{uri}/process.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(report, on_disk, "{key}");
+        expected.insert(key);
+    }
+    // Nothing else: the failed source left no object at all, and the source bucket is untouched.
+    let written: BTreeSet<String> = m.keys("derivs").into_iter().collect();
+    assert_eq!(written, expected);
+    assert!(!written
+        .iter()
+        .any(|k| k.starts_with("iiif/coll/sub/bad.jpg")));
+    assert_eq!(m.keys("masters").len(), files.len());
+
+    // One source named by its key, and a missing one.
+    let out = run_s3(
+        &s3,
+        &m.endpoint,
+        &["-uri", "coll/IMG_0107.JPG", "-uri", "coll/missing.jpg"],
+    );
+    assert_exit(&out, 1);
+    let r = stdout_json(&out);
+    assert_eq!(
+        r["coll/IMG_0107.JPG"]["uris"],
+        sr["coll/IMG_0107.JPG"]["uris"]
+    );
+    let e = r["coll/missing.jpg"]["errors"]["b"].as_str().unwrap();
+    assert!(
+        e.contains("s3://masters/scans/coll/missing.jpg") && e.contains("not found"),
+        "{e}"
+    );
+}
+
+#[test]
+fn skip_existing_against_s3_heads_every_derivative_and_writes_nothing() {
+    let m = moto_or_skip!();
+    m.create_bucket("masters");
+    m.create_bucket("derivs");
+    m.put(
+        "masters",
+        "scans/a.jpg",
+        std::fs::read(fixture("landscape.jpg")).unwrap(),
+    );
+    m.put(
+        "masters",
+        "scans/b.jpg",
+        std::fs::read(fixture("portrait.jpg")).unwrap(),
+    );
+    let s = Setup::new(&config_with(S3_SOURCE, S3_CACHE), INSTRUCTIONS, &[]);
+    let args = [
+        "-uri",
+        "a.jpg",
+        "-uri",
+        "b.jpg",
+        "-report",
+        "-skip-existing",
+    ];
+    let first = run_s3(&s, &m.endpoint, &args);
+    assert_exit(&first, 0);
+    let report = stdout_json(&first);
+    // Keys, ETags and sizes (moto's LastModified in listings is not stable to the second).
+    let contents = || -> Vec<_> {
+        m.list("derivs")
+            .into_iter()
+            .map(|l| (l.key, l.e_tag, l.size))
+            .collect()
+    };
+    let before = contents();
+    assert_eq!(
+        before.len(),
+        2 * 6,
+        "five derivatives and a report for each source"
+    );
+
+    m.start_recording();
+    let again = run_s3(&s, &m.endpoint, &args);
+    let requests = m.stop_recording();
+    assert_exit(&again, 0);
+    assert_eq!(stdout_json(&again), report);
+    assert_no_secret(&again);
+    assert_eq!(contents(), before, "nothing was rewritten");
+    let writes: Vec<_> = requests
+        .iter()
+        .filter(|(method, _, _)| method != "GET" && method != "HEAD")
+        .collect();
+    assert!(writes.is_empty(), "{writes:?}\n{requests:?}");
+    for uri in ["a.jpg", "b.jpg"] {
+        for rel in report[uri]["uris"].as_object().unwrap().values() {
+            let path = format!("/derivs/iiif/{}", rel.as_str().unwrap());
+            assert!(
+                requests.iter().any(|(m, p, _)| m == "HEAD" && *p == path),
+                "no HEAD of {path}: {requests:?}"
+            );
+            assert!(
+                !requests.iter().any(|(m, p, _)| m == "GET" && *p == path),
+                "{path} was downloaded"
+            );
+        }
+    }
+
+    // A derivative that went missing is made again, alone, and the report after it.
+    let lost = report["b.jpg"]["uris"]["sq"].as_str().unwrap().to_string();
+    m.delete("derivs", &format!("iiif/{lost}"));
+    m.start_recording();
+    let third = run_s3(&s, &m.endpoint, &args);
+    let requests = m.stop_recording();
+    assert_exit(&third, 0);
+    let puts: Vec<&str> = requests
+        .iter()
+        .filter(|(method, _, _)| method != "GET" && method != "HEAD")
+        .map(|(method, p, _)| {
+            assert_eq!(method, "PUT");
+            p.as_str()
+        })
+        .collect();
+    assert_eq!(
+        puts,
+        [
+            format!("/derivs/iiif/{lost}"),
+            "/derivs/iiif/b.jpg/process.json".to_string()
+        ]
+    );
+    assert_eq!(m.keys("derivs").len(), before.len());
+}
+
+#[test]
+fn absolute_paths_are_refused_for_an_object_store_source() {
+    // No request is made: the endpoint is never contacted.
+    let s = Setup::new(&config_with(S3_SOURCE, S3_CACHE), INSTRUCTIONS, &[]);
+    let abs = s.path("src/x.jpg");
+    let out = run_s3(&s, "http://127.0.0.1:9", &["-uri", abs.to_str().unwrap()]);
+    assert_exit(&out, 2);
+    let e = stderr(&out);
+    assert!(
+        e.contains("absolute path") && e.contains("s3://masters/scans"),
+        "{e}"
+    );
+}
+
+#[test]
+fn azure_without_an_account_is_a_config_error() {
+    let s = Setup::new(
+        &config_with(r#"{"uri": "azblob://container/masters"}"#, S3_CACHE),
+        INSTRUCTIONS,
+        &[],
+    );
+    let config = s.path("config.json");
+    let instructions = s.path("instructions.json");
+    let mut cmd = Command::new(bin());
+    cmd.args(["-config", config.to_str().unwrap()]).args([
+        "-instructions",
+        instructions.to_str().unwrap(),
+        "-uri",
+        "a.jpg",
+    ]);
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("AZURE_") {
+            cmd.env_remove(k);
+        }
+    }
+    // Nothing is contacted: the config is refused before any request.
+    let out = moto::s3_env(&mut cmd, "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("cannot open az://container/masters"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+fn lib_store(m: &Moto, bucket: &str, prefix: &str) -> ObjectStore {
+    let loc = ObjectLocation {
+        cloud: Cloud::S3,
+        bucket: bucket.into(),
+        prefix: prefix.into(),
+        region: None,
+        endpoint: None,
+    };
+    ObjectStore::from_client(m.bucket(bucket), &loc)
+}
+
+#[test]
+fn the_store_from_many_rayon_threads_at_once() {
+    let m = moto_or_skip!();
+    m.create_bucket("lib");
+    let store = lib_store(&m, "lib", "pre/fix");
+    let body = |i: usize| format!("object {i} ").repeat(i * 37 + 1).into_bytes();
+    (0..64usize).into_par_iter().for_each(|i| {
+        let key = format!("many/{:02}/o.bin", i);
+        assert!(!store.exists(&key).unwrap());
+        store.write(&key, &body(i)).unwrap();
+        assert!(store.exists(&key).unwrap());
+        assert_eq!(store.read(&key).unwrap(), body(i));
+    });
+    let listed = store.list("many").unwrap().unwrap();
+    assert_eq!(listed.len(), 64);
+    assert_eq!(listed[0], "many/00/o.bin");
+    assert!(listed.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(
+        store.list("many/00/o.bin").unwrap(),
+        None,
+        "an object is not a directory"
+    );
+    assert_eq!(store.list("nothing").unwrap(), None);
+    assert!(m.keys("lib").iter().all(|k| k.starts_with("pre/fix/many/")));
+    match store.read("many/missing.bin") {
+        Err(StoreError::NotFound { path }) => assert_eq!(path, "s3://lib/pre/fix/many/missing.bin"),
+        other => panic!("{other:?}"),
+    }
+    // An object whose key continues below it is still a file.
+    store.write("both", b"file").unwrap();
+    store.write("both/below", b"x").unwrap();
+    assert_eq!(store.list("both").unwrap(), None);
+}
+
+#[test]
+fn large_bodies_are_multipart_uploads() {
+    let m = moto_or_skip!();
+    m.create_bucket("big");
+    let store = lib_store(&m, "big", "").with_multipart_threshold(5 << 20);
+    let body: Vec<u8> = (0..(37u32 << 20) / 4)
+        .flat_map(|i| i.to_le_bytes())
+        .collect();
+    m.start_recording();
+    store.write("large.tif", &body).unwrap();
+    store.write("small.jpg", b"small").unwrap();
+    let requests = m.stop_recording();
+    let uploads = requests
+        .iter()
+        .filter(|(method, p, q)| {
+            method == "POST" && p == "/big/large.tif" && q.starts_with("uploads")
+        })
+        .count();
+    let parts = requests
+        .iter()
+        .filter(|(method, p, q)| {
+            method == "PUT" && p == "/big/large.tif" && q.contains("partNumber")
+        })
+        .count();
+    assert_eq!((uploads, parts), (1, 3), "{requests:?}");
+    assert!(requests
+        .iter()
+        .any(|(method, p, q)| method == "PUT" && p == "/big/small.jpg" && q.is_empty()));
+    assert!(store.read("large.tif").unwrap() == body);
+    assert_eq!(m.get("big", "small.jpg").unwrap(), b"small");
+}
+
+#[test]
+fn s3_event_names_sources_below_the_source_prefix() {
+    let m = moto_or_skip!();
+    m.create_bucket("masters");
+    m.create_bucket("derivs");
+    m.put(
+        "masters",
+        "scans/new photo.jpg",
+        std::fs::read(fixture("landscape.jpg")).unwrap(),
+    );
+    let record = |bucket: &str, key: &str| {
+        serde_json::json!({"eventName": "ObjectCreated:Put", "eventSource": "aws:s3",
+            "s3": {"bucket": {"name": bucket}, "object": {"key": key, "size": 1}}})
+    };
+    let event = serde_json::json!({"Records": [
+        record("masters", "scans/new+photo.jpg"),
+        record("masters", "elsewhere/x.jpg"),
+        record("other", "scans/y.jpg"),
+    ]});
+    let s = Setup::new(&config_with(S3_SOURCE, S3_CACHE), INSTRUCTIONS, &[]);
+    std::fs::write(s.path("event.json"), event.to_string()).unwrap();
+    let out = run_s3(&s, &m.endpoint, &["-s3-event", "event.json"]);
+    assert_exit(&out, 0);
+    let r = stdout_json(&out);
+    let sources: Vec<&String> = r.as_object().unwrap().keys().collect();
+    assert_eq!(sources, ["new photo.jpg"]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("s3://masters/elsewhere/x.jpg is not under the source s3://masters/scans")
+            && err.contains("s3://other/scans/y.jpg"),
+        "{err}"
+    );
+    assert!(m
+        .get("derivs", "iiif/new photo.jpg/full/!256,256/0/color.jpg")
+        .is_some());
+}
