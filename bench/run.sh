@@ -1,0 +1,234 @@
+#!/usr/bin/env bash
+# Time iiif-process against the peers a user would reach for instead (libvips, ImageMagick; djpeg as the
+# decode-only floor), check its resizes against libvips', and time a -skip-existing rerun. See bench/README.md.
+# Usage (from anywhere): bench/run.sh
+#   RUNS=5                    rounds; each round runs every command once, in turn, so noise hits all of them alike
+#   BENCH_CORPUS=bench-corpus corpus directory (fetched by bench/fetch-corpus.sh unless already complete)
+#   BENCH_OUT=bench-out       where results.md and times.tsv are written
+set -euo pipefail
+# The peers must be the real ones: a stand-in convert may sit earlier in PATH (e.g. /usr/local/bin).
+export PATH=/usr/bin:/bin:$PATH
+export LC_ALL=C
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/.." && pwd)
+RUNS=${RUNS:-5}
+[[ $RUNS =~ ^[1-9][0-9]*$ ]] || { echo "RUNS must be a positive integer" >&2; exit 2; }
+corpus=${BENCH_CORPUS:-$root/bench-corpus}
+results=${BENCH_OUT:-$root/bench-out}
+say() { printf '%s\n' "$*" >&2; }
+
+# 1. Peers.
+need=()
+[ -x /usr/bin/vips ] || need+=(libvips-tools)
+{ [ -x /usr/bin/convert ] && [ -x /usr/bin/compare ] && [ -x /usr/bin/identify ]; } || need+=(imagemagick)
+[ -x /usr/bin/djpeg ] || need+=(libjpeg-turbo-progs)
+[ -x /usr/bin/time ] || need+=(time)
+[ -x /usr/bin/exiftool ] || need+=(libimage-exiftool-perl)
+if ((${#need[@]})); then
+  say "installing ${need[*]}"
+  sudo=()
+  [ "$(id -u)" = 0 ] || sudo=(sudo)
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+convert --version | grep -q ImageMagick || { echo "convert in PATH is not ImageMagick" >&2; exit 1; }
+
+# 2. Corpus.
+"$here/fetch-corpus.sh" "$corpus" >/dev/null
+corpus=$(cd "$corpus" && pwd)
+files=(hero.jpg)
+for f in "$corpus"/photos/*.jpg; do files+=("photos/${f##*/}"); done
+((${#files[@]} > 1)) || { echo "no photos in $corpus/photos" >&2; exit 1; }
+
+# 3. Build.
+(cd "$root" && cargo build --release --quiet)
+bin=${CARGO_TARGET_DIR:-$root/target}/release/iiif-process
+[[ $bin = /* ]] || bin=$root/$bin
+instructions=$root/instructions.example.json
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/iiif-bench.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$results"
+: >"$work/times"
+
+# A config like config.example.json (services, dither/crisp qualities) reading the corpus and writing to $2.
+make_config() {
+  python3 - "$root/config.example.json" "$corpus" "$2" >"$1" <<'PY'
+import json, sys
+cfg = json.load(open(sys.argv[1]))
+cfg["images"]["source"]["path"] = sys.argv[2]
+cfg["derivatives"]["cache"]["path"] = sys.argv[3]
+json.dump(cfg, sys.stdout, indent=2)
+PY
+}
+make_config "$work/config.json" "$work/ours"
+
+# Peers on many files: one file after another, as a loop in a shell script would.
+cat >"$work/peer-loop.sh" <<'SH'
+#!/usr/bin/env bash
+set -euo pipefail
+peers=$1 tool=$2 src=$3 out=$4
+shift 4
+for f in "$@"; do "$peers" "$tool" "$src/$f" "$out/$f"; done
+SH
+chmod +x "$work/peer-loop.sh"
+
+ours=("$bin" -config "$work/config.json" -instructions "$instructions" -quiet)
+uri_args=()
+for f in "${files[@]}"; do uri_args+=(-uri "$f"); done
+
+# timed KEY CMD...: run CMD with fresh output directories, append "KEY wall_s maxrss_kib" to $work/times.
+timed() {
+  local key=$1
+  shift
+  rm -rf "$work/ours" "$work/peer"
+  mkdir -p "$work/ours" "$work/peer"
+  if ! /usr/bin/time -f '%e %M' -o "$work/t" "$@" >/dev/null 2>"$work/err"; then
+    say "$key failed:"
+    cat "$work/err" "$work/t" >&2
+    exit 1
+  fi
+  printf '%s %s\n' "$key" "$(tail -n 1 "$work/t")" >>"$work/times"
+}
+
+hero_ours=("${ours[@]}" -uri hero.jpg)
+hero_vips=("$here/peers.sh" vips-par "$corpus/hero.jpg" "$work/peer")
+hero_magick=("$here/peers.sh" magick "$corpus/hero.jpg" "$work/peer")
+hero_djpeg=(djpeg -outfile /dev/null "$corpus/hero.jpg")
+corpus_ours=("${ours[@]}" "${uri_args[@]}")
+corpus_vips=("$work/peer-loop.sh" "$here/peers.sh" vips-par "$corpus" "$work/peer" "${files[@]}")
+corpus_magick=("$work/peer-loop.sh" "$here/peers.sh" magick "$corpus" "$work/peer" "${files[@]}")
+
+# Warm-up (untimed): sources into the page cache, each hero command once; keep ours' hero report and derivatives.
+cat "$corpus/hero.jpg" "$corpus"/photos/*.jpg >/dev/null
+timed warmup "${hero_vips[@]}"
+timed warmup "${hero_magick[@]}"
+timed warmup "${hero_djpeg[@]}"
+make_config "$work/config-q.json" "$work/q"
+"$bin" -config "$work/config-q.json" -instructions "$instructions" -quiet -uri hero.jpg >"$work/hero-report.json"
+rm -f "$work/times"
+
+# 4. Rounds.
+say "timing: $RUNS rounds of 7 commands, ${#files[@]} files in the corpus job"
+for ((r = 1; r <= RUNS; r++)); do
+  say "round $r/$RUNS"
+  timed hero/iiif-process "${hero_ours[@]}"
+  timed hero/vips-par "${hero_vips[@]}"
+  timed hero/magick "${hero_magick[@]}"
+  timed hero/djpeg "${hero_djpeg[@]}"
+  timed corpus/iiif-process "${corpus_ours[@]}"
+  timed corpus/vips-par "${corpus_vips[@]}"
+  timed corpus/magick "${corpus_magick[@]}"
+done
+
+# 5. Resizes of the hero, ours vs vips thumbnail at our output's dimensions.
+say "quality"
+: >"$work/quality"
+python3 - "$work/hero-report.json" k b c z n >"$work/labels" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["hero.jpg"]
+for label in sys.argv[2:]:
+    w, h = r["dimensions"][label]
+    print(label, w, h, r["uris"][label])
+PY
+while read -r label w h rel <&3; do
+  a=$work/q/$rel
+  b=$work/vips-$label.jpg
+  vips thumbnail "$corpus/hero.jpg" "${b}[Q=85]" "$w" --height "$h" --size down
+  # vips copies the source's EXIF and XMP (~49 KB here) into every thumbnail and iiif-process does not, so the
+  # sizes are compared without them; the pixels are the same.
+  vips thumbnail "$corpus/hero.jpg" "$work/vips-$label-strip.jpg[Q=85,strip]" "$w" --height "$h" --size down
+  # A yardstick for the PSNR: how far ImageMagick's resize is from vips' at the same size.
+  convert "$corpus/hero.jpg" -auto-orient -resize "${w}x$h!" -quality 85 "$work/magick-$label.jpg"
+  read -r a_w a_h < <(identify -format '%w %h\n' "$a")
+  read -r b_w b_h < <(identify -format '%w %h\n' "$b")
+  if [ "$a_w $a_h" != "$w $h" ]; then
+    say "ours' $label is ${a_w}x$a_h but its report says ${w}x$h"
+    exit 1
+  fi
+  note=-
+  if [ "$b_w $b_h" != "$w $h" ]; then
+    note="vips made ${b_w}x$b_h, resized to ${w}x$h"
+    convert "$b" -resize "${w}x$h!" -quality 85 "$work/vips-$label-fit.jpg"
+    b=$work/vips-$label-fit.jpg
+  fi
+  # compare prints the metric on stderr and exits 1 when the images differ.
+  psnr=$(compare -metric PSNR "$a" "$b" null: 2>&1 >/dev/null || true)
+  yard=$(compare -metric PSNR "$work/magick-$label.jpg" "$b" null: 2>&1 >/dev/null || true)
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "${w}x$h" "${psnr%% *}" "${yard%% *}" "$(stat -c %s "$a")" \
+    "$(stat -c %s "$work/vips-$label-strip.jpg")" "$(stat -c %s "$work/vips-$label.jpg")" "$note" >>"$work/quality"
+done 3<"$work/labels"
+
+# 6. Rerun of a finished corpus job. -report stores the services' results, so a finished source is skipped
+# without decoding it.
+say "rerun"
+: >"$work/rerun"
+rm -rf "$work/ours"
+mkdir -p "$work/ours"
+/usr/bin/time -f '%e %M' -o "$work/t" "$bin" -config "$work/config.json" -instructions "$instructions" -quiet \
+  -report "${uri_args[@]}" >/dev/null
+printf 'first %s\n' "$(tail -n 1 "$work/t")" >>"$work/rerun"
+for ((r = 1; r <= RUNS; r++)); do
+  /usr/bin/time -f '%e %M' -o "$work/t" "$bin" -config "$work/config.json" -instructions "$instructions" -quiet \
+    -report -skip-existing "${uri_args[@]}" >/dev/null
+  printf 'rerun %s\n' "$(tail -n 1 "$work/t")" >>"$work/rerun"
+done
+
+# 7. Report.
+cpu=$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo | head -n 1)
+rev=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
+git -C "$root" diff --quiet HEAD -- 2>/dev/null || rev="$rev+dirty"
+versions="$("$bin" --version 2>/dev/null || echo iiif-process) ($rev); vips $(vips --version | sed 's/^vips-//'); \
+$(convert --version | head -n 1 | sed 's/^Version: //; s/ https.*//'); djpeg $(dpkg-query -W -f '${Version}' libjpeg-turbo-progs 2>/dev/null || echo '?')"
+header="$(date -u '+%Y-%m-%d %H:%M UTC'), nproc $(nproc), CPU ${cpu:-unknown}; $versions"
+mp=$(cd "$corpus" && identify -format '%w %h\n' "${files[@]}" 2>/dev/null |
+  python3 -c 'import sys; print(round(sum(int(w) * int(h) for w, h in map(str.split, sys.stdin)) / 1e6, 1))')
+cp "$work/times" "$results/times.tsv"
+python3 - "$work/times" "$work/quality" "$work/rerun" "$RUNS" "${#files[@]}" "$mp" "$header" >"$results/results.md" <<'PY'
+import statistics as st, sys
+times, quality, rerun, runs, nfiles, mp, header = sys.argv[1:8]
+rows = {}
+for line in open(times):
+    key, wall, rss = line.split()
+    rows.setdefault(key, []).append((float(wall), int(rss)))
+med = {k: st.median(w for w, _ in v) for k, v in rows.items()}
+out = ["# iiif-process benchmark", "", header, "",
+       f"Median of {runs} rounds, commands alternated within each round. hero: one 17.9 MP JPEG, 9 derivatives "
+       f"(o k b c dc z n s ds). corpus: hero + {int(nfiles) - 1} photos ({mp} MP in all), one iiif-process run vs a loop "
+       "running the peer per file. djpeg only decodes the hero (the floor). Ratio < 1: iiif-process is faster.", "",
+       "| job | tool | median wall s | min-max s | iiif-process / tool | peak RSS MiB median | peak RSS MiB max |",
+       "|---|---|--:|--:|--:|--:|--:|"]
+for key in rows:
+    job, tool = key.split("/")
+    walls = [w for w, _ in rows[key]]
+    rss = [r / 1024 for _, r in rows[key]]
+    ratio = "-" if tool == "iiif-process" else f"{med[job + '/iiif-process'] / med[key]:.2f}"
+    out.append(f"| {job} | {tool} | {med[key]:.2f} | {min(walls):.2f}-{max(walls):.2f} | {ratio} | "
+               f"{st.median(rss):.0f} | {max(rss):.0f} |")
+out += ["", "Peak RSS is that of the largest single process (GNU time); vips-par runs two vips processes at once.",
+        "", "## Resizes of the hero: iiif-process vs `vips thumbnail hero.jpg out.jpg[Q=85] W --height H --size down`", "",
+        "PSNR against vips' thumbnail at iiif-process' output size (both JPEG quality 85); for scale, the PSNR of "
+        "ImageMagick's `-resize WxH!` (quality 85) against the same thumbnail. Sizes: vips' file without the EXIF and "
+        "XMP it copies from the source (`[Q=85,strip]`, same pixels), and as written.", "",
+        "| label | size | PSNR dB iiif-process vs vips | PSNR dB magick vs vips | iiif-process KiB | vips KiB stripped "
+        "| iiif-process / vips | vips KiB as written | note |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|---|"]
+for line in open(quality):
+    label, size, psnr, yard, a, b, b_meta, note = line.rstrip("\n").split("\t")
+    a, b, b_meta = int(a), int(b), int(b_meta)
+    out.append(f"| {label} | {size} | {psnr} | {yard} | {a / 1024:.0f} | {b / 1024:.0f} | {a / b:.2f} | "
+               f"{b_meta / 1024:.0f} | {note} |")
+first, reruns = None, []
+for line in open(rerun):
+    kind, wall, _ = line.split()
+    if kind == "first":
+        first = float(wall)
+    else:
+        reruns.append(float(wall))
+r = st.median(reruns)
+out += ["", f"Rerun of the finished corpus job with `-skip-existing` (and `-report`): median {r:.2f} s over {len(reruns)} "
+        f"runs vs {first:.2f} s for its first run, {100 * r / first:.1f}% of the first run's time.", ""]
+print("\n".join(out))
+PY
+cat "$results/results.md"
