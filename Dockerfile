@@ -7,6 +7,8 @@
 
 # Build stage: the same commands as .ci/run's container-build check.
 FROM rust:1-slim-bookworm AS build
+# cmake and nasm build the bundled libjpeg-turbo (the turbojpeg crate).
+RUN apt-get update && apt-get install -y --no-install-recommends cmake nasm && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src

@@ -151,6 +151,10 @@ pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<Decoded, CodecError> {
                 message: "truncated: the file ends before the image data does".into(),
             });
         }
+        #[cfg(feature = "turbojpeg")]
+        if let Some(d) = decode_turbo(bytes, max_pixels, None)? {
+            return Ok(d);
+        }
         return decode_jpeg(bytes, max_pixels);
     }
     let (mut decoder, probe) = open(bytes, max_pixels)?;
@@ -249,10 +253,70 @@ pub fn decode_at_least(
     if sniff(bytes)? != Format::Jpg || jpeg_is_truncated(bytes) {
         return decode(bytes, max_pixels);
     }
+    #[cfg(feature = "turbojpeg")]
+    if let Some(d) = decode_turbo(bytes, max_pixels, Some(min))? {
+        return Ok(d);
+    }
     let Some(scaled) = decode_jpeg_scaled(bytes, max_pixels, min)? else {
         return decode(bytes, max_pixels);
     };
     Ok(scaled)
+}
+
+/// libjpeg-turbo, at the smallest DCT scale that still covers `min` (full size for `None`). `None` when it refuses
+/// the file (it treats libjpeg's warnings as errors): the pure-Rust decoders are more forgiving, and report the
+/// error if there is one.
+#[cfg(feature = "turbojpeg")]
+fn decode_turbo(
+    bytes: &[u8],
+    max_pixels: u64,
+    min: Option<(u32, u32)>,
+) -> Result<Option<Decoded>, CodecError> {
+    match crate::turbo::decode_jpeg(bytes, min, max_pixels) {
+        Ok((image, _)) => {
+            let (orientation, icc) = jpeg_metadata(bytes);
+            Ok(Some(Decoded {
+                image,
+                format: Format::Jpg,
+                orientation,
+                icc,
+            }))
+        }
+        Err(crate::turbo::JpegError::TooLarge {
+            width,
+            height,
+            pixels,
+            limit,
+        }) => Err(CodecError::TooLarge {
+            width,
+            height,
+            pixels,
+            limit,
+        }),
+        Err(_) => Ok(None),
+    }
+}
+
+/// EXIF orientation (1 when absent) and ICC profile of a JPEG, from its header segments.
+#[cfg_attr(not(feature = "turbojpeg"), allow(dead_code))]
+fn jpeg_metadata(bytes: &[u8]) -> (u8, Option<Vec<u8>>) {
+    let options = zune_core::options::DecoderOptions::default()
+        .set_strict_mode(false)
+        .set_max_width(usize::MAX)
+        .set_max_height(usize::MAX);
+    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(
+        zune_core::bytestream::ZCursor::new(bytes),
+        options,
+    );
+    if decoder.decode_headers().is_err() {
+        return (1, None);
+    }
+    let orientation = decoder
+        .exif()
+        .and_then(|e| image::metadata::Orientation::from_exif_chunk(e))
+        .map(orientation_code)
+        .unwrap_or(1);
+    (orientation, decoder.icc_profile())
 }
 
 /// `None` when a reduced decode is not possible (no smaller scale is large enough, or a colour model that the
@@ -424,10 +488,6 @@ pub fn encode(
 }
 
 fn encode_jpeg(img: &DynamicImage, opts: &EncodeOptions) -> Result<Vec<u8>, CodecError> {
-    let err = |e: jpeg_encoder::EncodingError| CodecError::Encode {
-        format: "jpeg",
-        message: e.to_string(),
-    };
     let (w, h) = (img.width(), img.height());
     if w > u16::MAX as u32 || h > u16::MAX as u32 {
         return Err(CodecError::Encode {
@@ -435,6 +495,48 @@ fn encode_jpeg(img: &DynamicImage, opts: &EncodeOptions) -> Result<Vec<u8>, Code
             message: format!("{w}x{h} is larger than JPEG's 65535 pixel limit"),
         });
     }
+    #[cfg(feature = "turbojpeg")]
+    return encode_jpeg_turbo(img, opts);
+    #[cfg(not(feature = "turbojpeg"))]
+    encode_jpeg_rust(img, opts, w as u16, h as u16)
+}
+
+#[cfg(feature = "turbojpeg")]
+fn encode_jpeg_turbo(img: &DynamicImage, opts: &EncodeOptions) -> Result<Vec<u8>, CodecError> {
+    let converted;
+    let img = match img {
+        DynamicImage::ImageLuma8(_) | DynamicImage::ImageRgb8(_) => img,
+        i if i.color().has_alpha() => {
+            converted = DynamicImage::ImageRgb8(flatten_on_white(i));
+            &converted
+        }
+        i => {
+            converted = DynamicImage::ImageRgb8(i.to_rgb8());
+            &converted
+        }
+    };
+    let exif = opts.exif_orientation.map(exif_orientation_segment);
+    // The segment starts with "Exif\0\0"; the encoder takes the TIFF bytes after it.
+    let tiff = exif.as_deref().map(|e| &e[6..]);
+    crate::turbo::encode_jpeg(img, opts.jpeg_quality.clamp(1, 100), tiff, opts.icc).map_err(|e| {
+        CodecError::Encode {
+            format: "jpeg",
+            message: e.to_string(),
+        }
+    })
+}
+
+#[cfg(not(feature = "turbojpeg"))]
+fn encode_jpeg_rust(
+    img: &DynamicImage,
+    opts: &EncodeOptions,
+    w: u16,
+    h: u16,
+) -> Result<Vec<u8>, CodecError> {
+    let err = |e: jpeg_encoder::EncodingError| CodecError::Encode {
+        format: "jpeg",
+        message: e.to_string(),
+    };
     let mut out = Vec::with_capacity((w as usize * h as usize) / 4 + 1024);
     let mut enc = jpeg_encoder::Encoder::new(&mut out, opts.jpeg_quality.clamp(1, 100));
     if let Some(o) = opts.exif_orientation {
@@ -446,38 +548,18 @@ fn encode_jpeg(img: &DynamicImage, opts: &EncodeOptions) -> Result<Vec<u8>, Code
     }
     match img {
         DynamicImage::ImageLuma8(g) => enc
-            .encode(
-                g.as_raw(),
-                w as u16,
-                h as u16,
-                jpeg_encoder::ColorType::Luma,
-            )
+            .encode(g.as_raw(), w, h, jpeg_encoder::ColorType::Luma)
             .map_err(err)?,
         DynamicImage::ImageRgb8(rgb) => enc
-            .encode(
-                rgb.as_raw(),
-                w as u16,
-                h as u16,
-                jpeg_encoder::ColorType::Rgb,
-            )
+            .encode(rgb.as_raw(), w, h, jpeg_encoder::ColorType::Rgb)
             .map_err(err)?,
         i if i.color().has_alpha() => {
             let rgb = flatten_on_white(i);
-            enc.encode(
-                rgb.as_raw(),
-                w as u16,
-                h as u16,
-                jpeg_encoder::ColorType::Rgb,
-            )
-            .map_err(err)?
+            enc.encode(rgb.as_raw(), w, h, jpeg_encoder::ColorType::Rgb)
+                .map_err(err)?
         }
         i => enc
-            .encode(
-                i.to_rgb8().as_raw(),
-                w as u16,
-                h as u16,
-                jpeg_encoder::ColorType::Rgb,
-            )
+            .encode(i.to_rgb8().as_raw(), w, h, jpeg_encoder::ColorType::Rgb)
             .map_err(err)?,
     }
     Ok(out)
@@ -554,9 +636,28 @@ mod tests {
         let g = decode_at_least(&fixture("gray.jpg"), DEFAULT_MAX_PIXELS, (50, 30)).unwrap();
         assert!(matches!(g.image, DynamicImage::ImageLuma8(_)));
         assert_eq!((g.image.width(), g.image.height()), (50, 38));
-        // The scaling decoder does not convert CMYK: full size, converted to RGB by the other decoder.
+        // libjpeg-turbo scales CMYK too; the pure-Rust scaling decoder does not, so that falls back to full size.
         let c = decode_at_least(&fixture("cmyk.jpg"), DEFAULT_MAX_PIXELS, (50, 30)).unwrap();
-        assert_eq!((c.image.width(), c.image.height()), (200, 150));
+        let want = if cfg!(feature = "turbojpeg") {
+            (50, 38)
+        } else {
+            (200, 150)
+        };
+        assert_eq!((c.image.width(), c.image.height()), want);
+        let full = decode(&fixture("cmyk.jpg"), DEFAULT_MAX_PIXELS)
+            .unwrap()
+            .image
+            .to_rgb8();
+        let halved =
+            image::imageops::resize(&full, want.0, want.1, image::imageops::FilterType::Triangle);
+        let diff: f64 = halved
+            .as_raw()
+            .iter()
+            .zip(c.image.to_rgb8().as_raw())
+            .map(|(a, b)| (*a as f64 - *b as f64).abs())
+            .sum::<f64>()
+            / halved.as_raw().len() as f64;
+        assert!(diff < 6.0, "CMYK colours differ: {diff}");
         assert!(matches!(c.image, DynamicImage::ImageRgb8(_)));
         let p = decode_at_least(&fixture("progressive.jpg"), DEFAULT_MAX_PIXELS, (50, 30)).unwrap();
         assert_eq!((p.image.width(), p.image.height()), (50, 38));

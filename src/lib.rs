@@ -16,3 +16,5 @@ pub mod s3event;
 pub mod services;
 pub mod shard;
 pub mod store;
+#[cfg(feature = "turbojpeg")]
+pub mod turbo;

@@ -50,6 +50,7 @@ fn kubernetes_indexed_job_is_a_valid_command_with_matching_count() {
 fn dockerfile_builds_with_the_locked_release_command_and_runs_the_binary() {
     let text = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
     assert!(text.contains("RUN cargo build --release --locked"));
+    assert!(text.contains("apt-get install -y --no-install-recommends cmake nasm"));
     assert!(text.contains(
         "COPY --from=build /src/target/release/iiif-process /usr/local/bin/iiif-process"
     ));
