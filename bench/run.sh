@@ -42,7 +42,9 @@ for f in "$corpus"/photos/*.jpg; do files+=("photos/${f##*/}"); done
 ((${#files[@]} > 1)) || { echo "no photos in $corpus/photos" >&2; exit 1; }
 
 # 3. Build.
-(cd "$root" && cargo build --release --quiet)
+# BENCH_CARGO_FLAGS=--no-default-features measures the pure-Rust JPEG codecs instead of libjpeg-turbo.
+# shellcheck disable=SC2086
+(cd "$root" && cargo build --release --quiet ${BENCH_CARGO_FLAGS:-})
 bin=${CARGO_TARGET_DIR:-$root/target}/release/iiif-process
 [[ $bin = /* ]] || bin=$root/$bin
 instructions=$root/instructions.example.json
