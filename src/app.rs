@@ -142,7 +142,9 @@ impl Settings {
             sources,
             api,
             jpeg_quality: args.jpeg_quality,
-            jobs: args.jobs.map_or(cores, |j| j as usize),
+            jobs: args
+                .jobs
+                .map_or_else(|| default_jobs(cores, available_memory()), |j| j as usize),
             report_file: args.report.then(|| args.report_name.clone()),
             quiet: args.quiet,
             jsonl: args.report_format == "jsonl",
@@ -183,6 +185,37 @@ fn inside_source_root(mut uri: SourceUri, source: &Location) -> Result<SourceUri
             root.display()
         ))),
     }
+}
+
+/// Memory set aside per job by the default `-jobs`: a 24 MP photograph takes about 200 MB to decode and
+/// derive, so 1 GiB leaves room for much larger masters.
+const MEMORY_PER_JOB: u64 = 1 << 30;
+
+/// The default `-jobs`: one per core, but no more than the available memory holds at `MEMORY_PER_JOB` each.
+pub fn default_jobs(cores: usize, available: Option<u64>) -> usize {
+    let by_memory = available.map_or(usize::MAX, |m| (m / MEMORY_PER_JOB) as usize);
+    cores.min(by_memory).max(1)
+}
+
+/// `MemAvailable` from /proc/meminfo, where there is one (Linux; containers see their own limit there only
+/// with lxcfs, so a cgroup limit is also read).
+fn available_memory() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    let mut available = kib * 1024;
+    if let Ok(limit) = std::fs::read_to_string("/sys/fs/cgroup/memory.max") {
+        if let Ok(limit) = limit.trim().parse::<u64>() {
+            available = available.min(limit);
+        }
+    }
+    Some(available)
 }
 
 /// rewrite:// names one file: refuse, before any work, what would write it twice.
@@ -672,7 +705,6 @@ pub fn process_source(
     let stored_dims = (probe.width, probe.height);
     let need = resolution_need(
         settings,
-        &todo,
         upright_dims,
         stored_dims,
         probe.format,
@@ -854,11 +886,10 @@ fn scale_need(r: &ResolvedRequest) -> f64 {
     (r.size.0 as f64 / cw.max(1) as f64).max(r.size.1 as f64 / ch.max(1) as f64)
 }
 
-/// The least fraction of the full resolution that every derivative to make (and the analysis copy) needs;
+/// The least fraction of the full resolution that every derivative (and the analysis copy) needs;
 /// byte copies need no pixels. Above 1 when something is upscaled.
 fn resolution_need(
     settings: &Settings,
-    todo: &[(&Instruction, String)],
     upright_dims: (u32, u32),
     stored_dims: (u32, u32),
     source_format: Format,
@@ -866,8 +897,12 @@ fn resolution_need(
 ) -> f64 {
     let long = upright_dims.0.max(upright_dims.1).max(1) as f64;
     let analysis = (pipeline::ANALYSIS_SIZE as f64 / long).min(1.0);
-    todo.iter()
-        .filter_map(|(ins, _)| {
+    // Every instruction, not only those still to make: the decode scale decides the analysis copy, so services
+    // (and smart crops) come out the same whether a run makes all derivatives or a rerun only the missing ones.
+    settings
+        .instructions
+        .iter()
+        .filter_map(|ins| {
             let dims = if ins.request.rotation == Rotation::NoAutoRotate {
                 stored_dims
             } else {
@@ -996,5 +1031,20 @@ impl Job<'_> {
         self.out
             .write(path, &bytes)
             .map_err(|e| format!("cannot write derivative: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_jobs_follow_cores_and_memory() {
+        let gib = 1u64 << 30;
+        assert_eq!(default_jobs(8, Some(64 * gib)), 8);
+        assert_eq!(default_jobs(8, Some(3 * gib + 5)), 3);
+        assert_eq!(default_jobs(8, Some(gib / 2)), 1);
+        assert_eq!(default_jobs(2, None), 2);
+        assert_eq!(default_jobs(0, None), 1);
     }
 }

@@ -52,7 +52,8 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub max_pixels: Option<u64>,
 
-    /// Sources processed at once (each holds one decoded image in memory); default: the number of cores
+    /// Sources processed at once (each holds one decoded image in memory); default: the number of cores, at most one
+    /// per GiB of available memory
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub jobs: Option<u32>,
 
