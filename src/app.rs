@@ -187,8 +187,8 @@ fn inside_source_root(mut uri: SourceUri, source: &Location) -> Result<SourceUri
     }
 }
 
-/// Memory set aside per job by the default `-jobs`: a 24 MP photograph takes about 200 MB to decode and
-/// derive, so 1 GiB leaves room for much larger masters.
+/// Memory set aside per job by the default `-jobs`: a 24 MP JPEG needs 150 to 230 MB by the README's rule
+/// (output plus progressive coefficients), so 1 GiB leaves room for much larger masters.
 const MEMORY_PER_JOB: u64 = 1 << 30;
 
 /// The default `-jobs`: one per core, but no more than the available memory holds at `MEMORY_PER_JOB` each.

@@ -100,15 +100,7 @@ fn open(bytes: &[u8], max_pixels: u64) -> Result<(Box<dyn ImageDecoder + '_>, Pr
     reader.limits(limits);
     let mut decoder = reader.into_decoder().map_err(|e| decode_error(name, e))?;
     let (width, height) = decoder.dimensions();
-    let pixels = width as u64 * height as u64;
-    if pixels > max_pixels {
-        return Err(CodecError::TooLarge {
-            width,
-            height,
-            pixels,
-            limit: max_pixels,
-        });
-    }
+    check_pixels(width, height, max_pixels)?;
     let orientation = decoder.orientation().map(orientation_code).unwrap_or(1);
     let probe = Probe {
         format,
@@ -128,7 +120,40 @@ fn decode_error(format: &'static str, e: image::ImageError) -> CodecError {
 
 /// Read the header only: format, stored dimensions, orientation.
 pub fn probe(bytes: &[u8], max_pixels: u64) -> Result<Probe, CodecError> {
-    open(bytes, max_pixels).map(|(_, p)| p)
+    if sniff(bytes)? != Format::Jpg {
+        return open(bytes, max_pixels).map(|(_, p)| p);
+    }
+    // zune directly: image's JPEG wrapper copies the whole file just to read its header.
+    let d = zune_headers(bytes).map_err(|e| CodecError::Decode {
+        format: "jpeg",
+        message: e.to_string(),
+    })?;
+    let (w, h) = d.dimensions().ok_or_else(|| CodecError::Decode {
+        format: "jpeg",
+        message: "no frame header".into(),
+    })?;
+    let (width, height) = (w as u32, h as u32);
+    check_pixels(width, height, max_pixels)?;
+    Ok(Probe {
+        format: Format::Jpg,
+        width,
+        height,
+        orientation: zune_orientation(&d),
+    })
+}
+
+/// Refuse an image over the pixel limit, before any pixel buffer exists.
+fn check_pixels(width: u32, height: u32, max_pixels: u64) -> Result<(), CodecError> {
+    let pixels = width as u64 * height as u64;
+    if pixels > max_pixels {
+        return Err(CodecError::TooLarge {
+            width,
+            height,
+            pixels,
+            limit: max_pixels,
+        });
+    }
+    Ok(())
 }
 
 /// A JPEG whose last scan has no end-of-image marker after it was cut short. The decoder would fill the
@@ -177,34 +202,14 @@ fn decode_jpeg(bytes: &[u8], max_pixels: u64) -> Result<Decoded, CodecError> {
         format: "jpeg",
         message: e.to_string(),
     };
-    let options = zune_core::options::DecoderOptions::default()
-        .set_strict_mode(false)
-        .set_max_width(usize::MAX)
-        .set_max_height(usize::MAX);
-    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(
-        zune_core::bytestream::ZCursor::new(bytes),
-        options,
-    );
-    decoder.decode_headers().map_err(err)?;
+    let mut decoder = zune_headers(bytes).map_err(err)?;
     let (w, h) = decoder.dimensions().ok_or_else(|| CodecError::Decode {
         format: "jpeg",
         message: "no frame header".into(),
     })?;
     let (width, height) = (w as u32, h as u32);
-    let pixels = width as u64 * height as u64;
-    if pixels > max_pixels {
-        return Err(CodecError::TooLarge {
-            width,
-            height,
-            pixels,
-            limit: max_pixels,
-        });
-    }
-    let orientation = decoder
-        .exif()
-        .and_then(|e| image::metadata::Orientation::from_exif_chunk(e))
-        .map(orientation_code)
-        .unwrap_or(1);
+    check_pixels(width, height, max_pixels)?;
+    let orientation = zune_orientation(&decoder);
     let icc = decoder.icc_profile();
     let input = decoder.input_colorspace().unwrap_or(ColorSpace::YCbCr);
     // CMYK, YCCK and YCbCr all come out as RGB; grey stays grey.
@@ -297,9 +302,11 @@ fn decode_turbo(
     }
 }
 
-/// EXIF orientation (1 when absent) and ICC profile of a JPEG, from its header segments.
-#[cfg_attr(not(feature = "turbojpeg"), allow(dead_code))]
-fn jpeg_metadata(bytes: &[u8]) -> (u8, Option<Vec<u8>>) {
+type ZuneDecoder<'a> = zune_jpeg::JpegDecoder<zune_core::bytestream::ZCursor<&'a [u8]>>;
+
+/// A zune-jpeg decoder with the headers read: frame size, EXIF and ICC without any pixels. Lenient, as image's
+/// own wrapper is, and with no size cap of its own (ours is the pixel limit).
+fn zune_headers(bytes: &[u8]) -> Result<ZuneDecoder<'_>, zune_jpeg::errors::DecodeErrors> {
     let options = zune_core::options::DecoderOptions::default()
         .set_strict_mode(false)
         .set_max_width(usize::MAX)
@@ -308,15 +315,25 @@ fn jpeg_metadata(bytes: &[u8]) -> (u8, Option<Vec<u8>>) {
         zune_core::bytestream::ZCursor::new(bytes),
         options,
     );
-    if decoder.decode_headers().is_err() {
-        return (1, None);
-    }
-    let orientation = decoder
+    decoder.decode_headers()?;
+    Ok(decoder)
+}
+
+/// EXIF orientation, 1..=8 (1 when absent or invalid).
+fn zune_orientation(decoder: &ZuneDecoder<'_>) -> u8 {
+    decoder
         .exif()
         .and_then(|e| image::metadata::Orientation::from_exif_chunk(e))
         .map(orientation_code)
-        .unwrap_or(1);
-    (orientation, decoder.icc_profile())
+        .unwrap_or(1)
+}
+
+/// EXIF orientation (1 when absent) and ICC profile of a JPEG, from its header segments.
+fn jpeg_metadata(bytes: &[u8]) -> (u8, Option<Vec<u8>>) {
+    match zune_headers(bytes) {
+        Ok(d) => (zune_orientation(&d), d.icc_profile()),
+        Err(_) => (1, None),
+    }
 }
 
 /// `None` when a reduced decode is not possible (no smaller scale is large enough, or a colour model that the
@@ -326,10 +343,6 @@ fn decode_jpeg_scaled(
     max_pixels: u64,
     min: (u32, u32),
 ) -> Result<Option<Decoded>, CodecError> {
-    let probe = probe(bytes, max_pixels)?;
-    if min.0.saturating_mul(2) > probe.width || min.1.saturating_mul(2) > probe.height {
-        return Ok(None);
-    }
     let mut d = jpeg_decoder::Decoder::new(bytes);
     if d.read_info().is_err() {
         return Ok(None);
@@ -337,24 +350,27 @@ fn decode_jpeg_scaled(
     let Some(info) = d.info() else {
         return Ok(None);
     };
-    if !matches!(
-        info.pixel_format,
-        jpeg_decoder::PixelFormat::RGB24 | jpeg_decoder::PixelFormat::L8
-    ) || (info.width as u32, info.height as u32) != (probe.width, probe.height)
+    let (width, height) = (info.width as u32, info.height as u32);
+    check_pixels(width, height, max_pixels)?;
+    if min.0.saturating_mul(2) > width
+        || min.1.saturating_mul(2) > height
+        || !matches!(
+            info.pixel_format,
+            jpeg_decoder::PixelFormat::RGB24 | jpeg_decoder::PixelFormat::L8
+        )
     {
         return Ok(None);
     }
     // Ask with the frame's own aspect, so one scale satisfies both sides.
-    let k = (min.0 as f64 / probe.width as f64).max(min.1 as f64 / probe.height as f64);
+    let k = (min.0 as f64 / width as f64).max(min.1 as f64 / height as f64);
     let req = |v: u32| ((v as f64 * k).ceil() as u32).clamp(1, u16::MAX as u32) as u16;
-    let Ok((w, h)) = d.scale(req(probe.width), req(probe.height)) else {
+    let Ok((w, h)) = d.scale(req(width), req(height)) else {
         return Ok(None);
     };
     let (w, h) = (w as u32, h as u32);
     if w < min.0 || h < min.1 {
         return Ok(None);
     }
-    let icc = d.icc_profile();
     let Ok(data) = d.decode() else {
         // The full-size decoder is more forgiving, and it reports the error if there is one.
         return Ok(None);
@@ -365,10 +381,11 @@ fn decode_jpeg_scaled(
         }
         _ => image::RgbImage::from_raw(w, h, data).map(DynamicImage::ImageRgb8),
     };
+    let (orientation, icc) = jpeg_metadata(bytes);
     Ok(image.map(|image| Decoded {
         image,
         format: Format::Jpg,
-        orientation: probe.orientation,
+        orientation,
         icc,
     }))
 }

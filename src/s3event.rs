@@ -61,6 +61,27 @@ fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
     path.iter().try_fold(v, |v, k| v.get(k))?.as_str()
 }
 
+/// The object `{bucket: {name}, object: {key}}` of one event (S3's `s3` and EventBridge's `detail` share the
+/// shape): created, or described under `event` as ignored. `Err` when the names are missing.
+fn add_object(out: &mut Events, v: &Value, created: bool, event: &str) -> Result<(), ()> {
+    let (Some(bucket), Some(key)) = (
+        str_at(v, &["bucket", "name"]),
+        str_at(v, &["object", "key"]),
+    ) else {
+        return Err(());
+    };
+    let key = decode_key(key);
+    if created {
+        out.created.push(EventObject {
+            bucket: bucket.into(),
+            key,
+        });
+    } else {
+        out.ignored.push(format!("{event} {bucket}/{key}"));
+    }
+    Ok(())
+}
+
 fn walk(v: &Value, name: &str, out: &mut Events, depth: u32) -> Result<(), EventError> {
     // Envelopes nest at most a few deep (EventBridge -> SQS -> SNS -> S3); deeper is not an event.
     if depth > 8 {
@@ -79,25 +100,14 @@ fn walk(v: &Value, name: &str, out: &mut Events, depth: u32) -> Result<(), Event
         for r in records {
             if let Some(s3) = r.get("s3") {
                 let event = r.get("eventName").and_then(Value::as_str).unwrap_or("");
-                let (Some(bucket), Some(key)) = (
-                    str_at(s3, &["bucket", "name"]),
-                    str_at(s3, &["object", "key"]),
-                ) else {
-                    return Err(shape(
+                // S3 says `ObjectCreated:Put`; MinIO and others `s3:ObjectCreated:Put`.
+                let created = event.trim_start_matches("s3:").starts_with("ObjectCreated");
+                add_object(out, s3, created, event).map_err(|()| {
+                    shape(
                         name,
                         "an S3 record without s3.bucket.name and s3.object.key",
-                    ));
-                };
-                let key = decode_key(key);
-                // S3 says `ObjectCreated:Put`; MinIO and others `s3:ObjectCreated:Put`.
-                if event.trim_start_matches("s3:").starts_with("ObjectCreated") {
-                    out.created.push(EventObject {
-                        bucket: bucket.into(),
-                        key,
-                    });
-                } else {
-                    out.ignored.push(format!("{event} {bucket}/{key}"));
-                }
+                    )
+                })?;
             } else if let Some(body) = r.get("body").and_then(Value::as_str) {
                 inner(body, out)?; // SQS
             } else if let Some(msg) = str_at(r, &["Sns", "Message"]) {
@@ -114,25 +124,12 @@ fn walk(v: &Value, name: &str, out: &mut Events, depth: u32) -> Result<(), Event
     if v.get("source").and_then(Value::as_str) == Some("aws.s3") {
         let kind = v.get("detail-type").and_then(Value::as_str).unwrap_or("");
         let detail = v.get("detail").unwrap_or(&Value::Null);
-        let (Some(bucket), Some(key)) = (
-            str_at(detail, &["bucket", "name"]),
-            str_at(detail, &["object", "key"]),
-        ) else {
-            return Err(shape(
+        return add_object(out, detail, kind == "Object Created", kind).map_err(|()| {
+            shape(
                 name,
                 "an EventBridge S3 event without detail.bucket.name and detail.object.key",
-            ));
-        };
-        let key = decode_key(key);
-        if kind == "Object Created" {
-            out.created.push(EventObject {
-                bucket: bucket.into(),
-                key,
-            });
-        } else {
-            out.ignored.push(format!("{kind} {bucket}/{key}"));
-        }
-        return Ok(());
+            )
+        });
     }
     if let Some(msg) = v.get("Message").and_then(Value::as_str) {
         return inner(msg, out); // an SNS notification delivered to SQS

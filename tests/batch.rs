@@ -2,7 +2,6 @@
 
 mod common;
 use common::*;
-use std::io::Write;
 use std::process::{Command, Stdio};
 
 const SET: &str = r#"{"n": {"size": "!64,64"}, "s": {"region": "-1,-1,32,32", "quality": "dither", "format": "png"}}"#;
@@ -38,29 +37,10 @@ fn a_directory_means_every_image_below_it() {
 #[test]
 fn manifest_from_stdin_with_comments() {
     let s = photo_dir();
-    let config = s.path("config.json");
-    let instructions = s.path("instructions.json");
-    let mut child = Command::new(bin())
-        .args([
-            "-config",
-            config.to_str().unwrap(),
-            "-instructions",
-            instructions.to_str().unwrap(),
-            "-manifest",
-            "-",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"# the collection\ncoll/a.jpg\n\n  coll/sub/b.jpg  \ncoll/a.jpg\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = s.run_stdin(
+        &["-manifest", "-"],
+        "# the collection\ncoll/a.jpg\n\n  coll/sub/b.jpg  \ncoll/a.jpg\n",
+    );
     assert_exit(&out, 0);
     let r = stdout_json(&out);
     assert_eq!(

@@ -2,8 +2,6 @@
 
 mod common;
 use common::*;
-use std::io::Write;
-use std::process::{Command, Stdio};
 
 const SET: &str = r#"{"o": {"rotation": "-1"}, "b": {"size": "!64,64"}, "s": {"region": "square", "size": "32,", "format": "png"}}"#;
 
@@ -215,27 +213,10 @@ fn malformed_uris_stop_the_run_naming_them() {
 #[test]
 fn manifests_take_uri_strings() {
     let s = setup(r#"{"b": {"size": "!64,64"}}"#);
-    let config = s.path("config.json");
-    let instructions = s.path("instructions.json");
-    let mut child = Command::new(bin())
-        .args(["-config", config.to_str().unwrap()])
-        .args(["-instructions", instructions.to_str().unwrap()])
-        .args(["-manifest", "-"])
-        .current_dir(s.dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(
-            b"# publish\nidsecret:///source/a.jpg?id=1&secret=s&secret_o=t\n\nrewrite:///source/b.jpg?target=p/b.jpg\n",
-        )
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = s.run_stdin(
+        &["-manifest", "-"],
+        "# publish\nidsecret:///source/a.jpg?id=1&secret=s&secret_o=t\n\nrewrite:///source/b.jpg?target=p/b.jpg\n",
+    );
     assert_exit(&out, 0);
     assert!(s.path("out/1/1_s_b.jpg").is_file());
     assert!(s.path("out/p/b.jpg").is_file());

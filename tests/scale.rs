@@ -3,8 +3,7 @@
 mod common;
 use common::*;
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 const SET: &str = r#"{"n": {"size": "!16,16"}}"#;
 const ARRAY_VARS: &[&str] = &[
@@ -32,28 +31,12 @@ fn collection(n: usize) -> Setup {
 
 /// Runs in the setup with exactly the array-job variables given.
 fn run_env(s: &Setup, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
-    let mut cmd = Command::new(bin());
-    cmd.args(["-config", s.path("config.json").to_str().unwrap()])
-        .args([
-            "-instructions",
-            s.path("instructions.json").to_str().unwrap(),
-        ])
-        .args(args)
-        .current_dir(s.dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut cmd = s.command(args);
     for v in ARRAY_VARS {
         cmd.env_remove(v);
     }
     cmd.envs(env.iter().copied());
-    let mut child = cmd.spawn().unwrap();
-    let mut input = child.stdin.take().unwrap();
-    if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).unwrap();
-    }
-    drop(input);
-    child.wait_with_output().unwrap()
+    run_piped(cmd, stdin.unwrap_or(""))
 }
 
 fn keys(out: &Output) -> BTreeSet<String> {

@@ -178,29 +178,52 @@ impl Setup {
         self.dir.path().join(rel)
     }
 
+    /// The command with `-config` and `-instructions` of this setup plus `args`, run in the setup's directory.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bin());
+        cmd.arg("-config")
+            .arg(self.path("config.json"))
+            .arg("-instructions")
+            .arg(self.path("instructions.json"))
+            .args(args)
+            .current_dir(self.dir.path());
+        cmd
+    }
+
     /// Runs with `-config` and `-instructions` of this setup plus `args`.
     pub fn run(&self, args: &[&str]) -> Output {
-        let config = self.path("config.json");
-        let instructions = self.path("instructions.json");
-        let mut all: Vec<&str> = vec![
-            "-config",
-            config.to_str().unwrap(),
-            "-instructions",
-            instructions.to_str().unwrap(),
-        ];
-        all.extend_from_slice(args);
-        Command::new(bin())
-            .args(&all)
-            .current_dir(self.dir.path())
+        self.command(args)
             .stdin(std::process::Stdio::null())
             .output()
             .unwrap()
+    }
+
+    /// As `run`, with `input` on standard input.
+    pub fn run_stdin(&self, args: &[&str], input: &str) -> Output {
+        run_piped(self.command(args), input)
     }
 
     /// Decoded derivative `rel` under out/.
     pub fn output(&self, rel: &str) -> DynamicImage {
         decode(self.path("out").join(rel))
     }
+}
+
+/// Runs `cmd` with `input` on its standard input, collecting its output.
+pub fn run_piped(mut cmd: Command, input: &str) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // A run that exits early (a usage error) closes its end: that is not the test's failure.
+    let _ = stdin.write_all(input.as_bytes());
+    drop(stdin);
+    child.wait_with_output().unwrap()
 }
 
 /// The exit code, with stderr shown when it is not the expected one.
