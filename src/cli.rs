@@ -52,10 +52,24 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub max_pixels: Option<u64>,
 
-    /// Sources processed at once (each holds one decoded image in memory); default: the number of cores, at most one
-    /// per GiB of available memory
+    /// Refuse a derivative whose pixels (after rotation, and any image made on the way to it) would exceed this,
+    /// before allocating it; that derivative fails and the run goes on (default 100000000, or the config's
+    /// derivatives.max_output_pixels)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_output_pixels: Option<u64>,
+
+    /// Memory for decoded images, e.g. 4G or 512M: each source reserves its decoded size from it before
+    /// decoding and waits while it is in use (default: half the available memory, within the cgroup limit)
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_memory: Option<u64>,
+
+    /// Sources processed at once, at most (memory is also bounded by -max-memory); default: the number of cores
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub jobs: Option<u32>,
+
+    /// Publish derivatives of damaged masters (corrupt JPEG data) instead of failing those sources
+    #[arg(long)]
+    pub accept_damaged: bool,
 
     /// No log lines on stderr (errors are still in the report)
     #[arg(long)]
@@ -103,6 +117,37 @@ impl Args {
     }
 }
 
+/// A byte size: a number with an optional K, M, G or T suffix (powers of 1024; `B`, `iB` allowed after it).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let t = t
+        .strip_suffix("iB")
+        .or_else(|| t.strip_suffix('B'))
+        .unwrap_or(t);
+    let (num, shift) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let shift = match c.to_ascii_uppercase() {
+                'K' => 10,
+                'M' => 20,
+                'G' => 30,
+                'T' => 40,
+                _ => return Err(format!("{s:?}: unknown unit {c:?} (use K, M, G or T)")),
+            };
+            (&t[..i], shift)
+        }
+        _ => (t, 0),
+    };
+    let n: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (e.g. 4G, 512M, 1073741824)"))?;
+    let bytes = n * (1u64 << shift) as f64;
+    if !(bytes >= 1.0 && bytes < u64::MAX as f64) {
+        return Err(format!("{s:?} is not a usable size"));
+    }
+    Ok(bytes as u64)
+}
+
 /// Parse argv (including the program name). Errors are clap's, carrying their own exit status and help text.
 pub fn parse<I, T>(argv: I) -> Result<Args, clap::Error>
 where
@@ -110,22 +155,28 @@ where
     T: Into<OsString>,
 {
     let argv: Vec<OsString> = argv.into_iter().map(Into::into).collect();
-    Args::try_parse_from(go_style(argv))
+    Args::try_parse_from(go_style(argv)?)
 }
 
-/// Rewrite go-style `-name` / `-name=value` to `--name` when `name` is one of our long flags.
-fn go_style(argv: Vec<OsString>) -> Vec<OsString> {
+/// Rewrite go-style `-name` / `-name=value` to `--name` when `name` is one of our long flags. A single-dash word
+/// that is not one (a typo, or a go-iiif flag this tool does not have) is an error that names the whole flag and
+/// the nearest one, rather than clap's reading of it as a cluster of short flags.
+fn go_style(argv: Vec<OsString>) -> Result<Vec<OsString>, clap::Error> {
     let cmd = Args::command();
-    let longs: Vec<String> = cmd
+    let longs: Vec<(String, bool)> = cmd
         .get_arguments()
-        .filter_map(|a| a.get_long().map(str::to_string))
-        .chain(["help".to_string(), "version".to_string()])
+        .filter_map(|a| {
+            a.get_long()
+                .map(|l| (l.to_string(), a.get_action().takes_values()))
+        })
+        .chain([("help".to_string(), false), ("version".to_string(), false)])
         .collect();
     let mut out = Vec::with_capacity(argv.len());
     let mut rest_positional = false;
+    let mut value_next = false;
     for (i, arg) in argv.into_iter().enumerate() {
-        let s = arg.to_string_lossy();
-        if i == 0 || rest_positional {
+        let s = arg.to_string_lossy().into_owned();
+        if i == 0 || rest_positional || std::mem::take(&mut value_next) {
             out.push(arg);
             continue;
         }
@@ -134,16 +185,47 @@ fn go_style(argv: Vec<OsString>) -> Vec<OsString> {
             out.push(arg);
             continue;
         }
-        if let Some(body) = s.strip_prefix('-').filter(|b| !b.starts_with('-')) {
-            let name = body.split('=').next().unwrap_or("");
-            if name.len() > 1 && longs.iter().any(|l| l == name) {
-                out.push(OsString::from(format!("-{s}")));
-                continue;
-            }
+        let (dashes, body) = match s.strip_prefix("--") {
+            Some(b) => (2, b),
+            None => (1, s.strip_prefix('-').unwrap_or("")),
+        };
+        if body.is_empty() {
+            out.push(arg);
+            continue;
         }
-        out.push(arg);
+        let name = body.split('=').next().unwrap_or("");
+        match longs.iter().find(|(l, _)| l == name) {
+            Some((_, takes)) => {
+                value_next = *takes && !body.contains('=');
+                out.push(if dashes == 1 {
+                    OsString::from(format!("-{s}"))
+                } else {
+                    arg
+                });
+            }
+            // `-1` and the like are values, and `-h`/`-V` clap's short flags.
+            None if dashes == 1
+                && name.len() > 1
+                && !name.starts_with(|c: char| c.is_ascii_digit()) =>
+            {
+                let nearest = longs
+                    .iter()
+                    .map(|(l, _)| (strsim::levenshtein(l, name), l))
+                    .min()
+                    .filter(|(d, l)| *d <= 2.max(l.len() / 3));
+                let hint = match nearest {
+                    Some((_, l)) => format!(" (did you mean -{l}?)"),
+                    None => " (see -help)".to_string(),
+                };
+                return Err(clap::Error::raw(
+                    clap::error::ErrorKind::UnknownArgument,
+                    format!("unknown flag -{name}{hint}\n"),
+                ));
+            }
+            None => out.push(arg),
+        }
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -198,6 +280,42 @@ mod tests {
         assert_eq!(a.jpeg_quality, 70);
         assert!(a.report);
         assert_eq!(a.report_name, "r.json");
+    }
+
+    #[test]
+    fn a_single_dash_typo_names_the_flag_and_the_nearest() {
+        let e = parse(["p", "-confg", "c", "-instructions", "i"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::UnknownArgument);
+        assert_eq!(
+            e.to_string().trim_end(),
+            "error: unknown flag -confg (did you mean -config?)"
+        );
+        let e = parse([
+            "p",
+            "-config",
+            "c",
+            "-instructions",
+            "i",
+            "-config-source",
+            "x",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("unknown flag -config-source"), "{e}");
+        // Values are not taken for flags, nor negative numbers.
+        let a = parse(["p", "-config", "confg", "-instructions", "i", "-jobs=2"]).unwrap();
+        assert_eq!(a.config.to_str(), Some("confg"));
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4G"), Ok(4 << 30));
+        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_size("1.5k"), Ok(1536));
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("4X").is_err());
+        assert!(parse_size("0").is_err());
     }
 
     #[test]

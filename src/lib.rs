@@ -1,20 +1,19 @@
 //! iiif-process: IIIF Image API derivatives from master images, go-iiif compatible.
 //!
-//! The binary is a thin shell over [`cli::parse`], [`app::Settings::from_args`] and [`app::run`].
+//! One run: [`cli`] arguments -> [`settings`] (validated knobs) -> [`plan`] (which sources) -> [`run`] (the loop
+//! over sources, each in [`source`]: read, plan, decode once, render every derivative) -> [`report`]. Pixels are
+//! [`pipeline`]'s, codecs [`codec`]'s, bytes in and out [`store`]'s, IIIF parameters [`iiif`]'s.
 
-pub mod app;
 pub mod cli;
 pub mod codec;
-pub mod config;
 pub mod iiif;
-pub mod instructions;
 pub mod naming;
-pub mod objstore;
 pub mod pipeline;
+pub mod plan;
+pub(crate) mod progress;
 pub mod report;
-pub mod s3event;
+pub mod run;
 pub mod services;
-pub mod shard;
+pub mod settings;
+pub mod source;
 pub mod store;
-#[cfg(feature = "turbojpeg")]
-pub mod turbo;

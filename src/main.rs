@@ -1,10 +1,11 @@
-//! The thin binary: parse arguments, run the library, map the outcome to an exit status.
+//! The thin binary: arguments, settings, stores, plan, run, report; the outcome becomes the exit status.
 
+use iiif_process::{cli, plan::Plan, report, run, settings::Settings, store};
 use std::io::Write;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let args = match iiif_process::cli::parse(std::env::args_os()) {
+    let args = match cli::parse(std::env::args_os()) {
         Ok(a) => a,
         Err(e) => {
             // clap prints help/version to stdout (exit 0) and usage errors to stderr (exit 2).
@@ -12,27 +13,48 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    let settings = match iiif_process::app::Settings::from_args(&args) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("iiif-process: {:#}", anyhow::Error::from(e));
-            return ExitCode::from(2);
-        }
+    // Errors print their own causes, once.
+    let fail = |e: &dyn std::fmt::Display| {
+        eprintln!("iiif-process: {e}");
+        ExitCode::from(2)
     };
+    let settings = match Settings::from_args(&args) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    let (sources, derivatives) = match (
+        store::open(&settings.config.source),
+        store::open(&settings.config.derivatives),
+    ) {
+        (Ok(s), Ok(d)) => (s, d),
+        (Err(e), _) | (_, Err(e)) => return fail(&e),
+    };
+    let plan = match Plan::build(&args, &settings, sources.as_ref()) {
+        Ok(p) => p,
+        Err(e) => return fail(&e),
+    };
+    let stop = run::stop_on_signals();
     let jsonl = settings.jsonl;
-    let outcome = iiif_process::app::run(&settings, &|uri, report| {
-        if jsonl {
-            // One line per finished source, flushed, so a killed run still leaves every finished line.
-            let line = iiif_process::report::json_line(uri, report);
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{line}").and_then(|()| out.flush());
-        }
-    });
+    let outcome = run::run(
+        &settings,
+        &plan,
+        sources.as_ref(),
+        derivatives.as_ref(),
+        &stop,
+        &|uri, r| {
+            if jsonl {
+                // One line per finished source, flushed, so a killed run still leaves every finished line.
+                let line = report::json_line(uri, r);
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+            }
+        },
+    );
     if !jsonl {
         let mut stdout = std::io::stdout().lock();
         if writeln!(stdout, "{}", outcome.report_json()).is_err() {
             return ExitCode::from(1);
         }
     }
-    ExitCode::from(if outcome.failed_sources > 0 { 1 } else { 0 })
+    ExitCode::from(outcome.exit_code())
 }

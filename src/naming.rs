@@ -2,6 +2,7 @@
 //! `rewrite://` and `idsecret://` strings. Pure: no I/O.
 
 use crate::iiif::{Format, ImageRequest};
+use crate::store::Key;
 use std::str::FromStr;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,16 +40,15 @@ pub struct SourceUri {
     pub scheme: Scheme,
 }
 
-/// A relative path that stays below its root: no `..`, no backslash, not empty.
+/// A relative path that stays below its root: a store [`Key`], and no part that is `..` once decoded.
 fn clean_relative(path: &str) -> Option<String> {
-    let p = path.trim_start_matches('/');
+    let key = Key::new(path).ok()?;
     // `%2e%2e` is `..` once any web layer decodes it: refused like `..` itself.
-    let bad = |c: &str| c == ".." || c.eq_ignore_ascii_case("%2e%2e") || c.contains('\\');
-    if p.is_empty() || p.split('/').any(bad) {
-        None
-    } else {
-        Some(p.to_string())
-    }
+    let encoded_dots = key
+        .as_str()
+        .split('/')
+        .any(|c| c.eq_ignore_ascii_case("%2e%2e"));
+    (!encoded_dots).then(|| key.as_str().to_string())
 }
 
 /// Characters that may appear in a secret: it becomes part of a file name.

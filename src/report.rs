@@ -1,8 +1,19 @@
 //! The report, in go-iiif's shape: `{uri: {dimensions: {label: [w,h]}, uris: {label: path}, ...}}`.
 
-use crate::services::palette::Swatch;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+
+/// One swatch as go-iiif reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Swatch {
+    pub name: String,
+    pub hex: String,
+    pub reference: String,
+    /// The nearest colour of each configured palette, in configuration order; omitted when empty, as go-colours
+    /// does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub closest: Vec<Swatch>,
+}
 
 /// What was made from one source.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -25,6 +36,18 @@ pub struct SourceReport {
     /// Labels whose derivative failed, with the reason; absent when all succeeded.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub errors: BTreeMap<String, String>,
+    /// A file found by listing a directory or bucket that is not an image: why it was not processed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+}
+
+impl SourceReport {
+    /// Take the services of an earlier report of the same source (a `-skip-existing` rerun).
+    pub fn take_services(&mut self, previous: SourceReport) {
+        self.palette = previous.palette;
+        self.blurhash = previous.blurhash;
+        self.imagehash = previous.imagehash;
+    }
 }
 
 /// Pretty JSON with keys sorted at every level, as go-iiif (Go's encoding/json over maps) prints it.

@@ -11,21 +11,9 @@
 //! Vibrant, LightVibrant, DarkVibrant, Muted, LightMuted and DarkMuted targets ([`vibrant_targets`]).
 
 use super::colour_names::{CRAYOLA, CSS4};
+pub use crate::report::Swatch;
 use image::RgbImage;
-use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
-
-/// One swatch as go-iiif reports it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Swatch {
-    pub name: String,
-    pub hex: String,
-    pub reference: String,
-    /// The nearest colour of each configured palette, in configuration order; omitted when empty, as go-colours
-    /// does.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub closest: Vec<Swatch>,
-}
 
 /// A named colour list for naming swatches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

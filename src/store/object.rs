@@ -8,8 +8,7 @@
 //! Credentials and endpoints come from the environment only (`AWS_*`, `GOOGLE_*`, `AZURE_*`, as the
 //! `object_store` builders read them); nothing here prints them.
 
-use crate::config::{Cloud, Location, ObjectLocation};
-use crate::store::{Store, StoreError};
+use super::{Cloud, Key, ObjectLocation, Store, StoreError};
 use futures_util::TryStreamExt;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStoreExt, PutPayload, WriteMultipart};
@@ -37,15 +36,6 @@ fn runtime() -> Result<&'static tokio::runtime::Runtime, String> {
         })
         .as_ref()
         .map_err(Clone::clone)
-}
-
-/// Whether `location` can be opened (for object stores: the builder accepts the config and the environment).
-/// Sends no request.
-pub fn check(location: &Location) -> Result<(), String> {
-    match location {
-        Location::Disk(_) => Ok(()),
-        Location::Object(o) => client(o).map(drop),
-    }
 }
 
 /// A client for the bucket of `loc`, configured from the environment, then from `loc`.
@@ -86,26 +76,12 @@ pub fn client(loc: &ObjectLocation) -> Result<Arc<dyn object_store::ObjectStore>
             b.build().map(|s| Arc::new(s) as _)
         }
     };
-    built.map_err(|e| format!("cannot open {loc}: {e}"))
-}
-
-/// The key, relative to `loc`'s prefix, of the object `key` of `bucket`, when it lies below that prefix.
-pub fn key_under(loc: &ObjectLocation, bucket: &str, key: &str) -> Option<String> {
-    if bucket != loc.bucket {
-        return None;
-    }
-    let rel = if loc.prefix.is_empty() {
-        key
-    } else {
-        key.strip_prefix(loc.prefix.as_str())?.strip_prefix('/')?
-    };
-    (!rel.is_empty()).then(|| rel.to_string())
+    built.map_err(|e| e.to_string())
 }
 
 /// A bucket and key prefix. Keys given to the [`Store`] methods are relative to the prefix.
 pub struct ObjectStore {
-    /// The client, or why there is none (reported by every call).
-    client: Result<Arc<dyn object_store::ObjectStore>, String>,
+    client: Arc<dyn object_store::ObjectStore>,
     /// `s3://bucket/prefix`, for messages.
     base: String,
     prefix: String,
@@ -113,14 +89,18 @@ pub struct ObjectStore {
 }
 
 impl ObjectStore {
-    /// Never fails: a store that cannot be opened answers every call with the reason (see [`check`]).
-    pub fn new(loc: &ObjectLocation) -> ObjectStore {
-        ObjectStore {
-            client: client(loc),
+    /// One client for the bucket, configured from the environment and `loc`; sends no request.
+    pub fn new(loc: &ObjectLocation) -> Result<ObjectStore, StoreError> {
+        let client = client(loc).map_err(|message| StoreError::Open {
+            location: loc.to_string(),
+            message,
+        })?;
+        Ok(ObjectStore {
+            client,
             base: loc.to_string(),
             prefix: loc.prefix.clone(),
             multipart_threshold: MULTIPART_THRESHOLD,
-        }
+        })
     }
 
     /// A store over a client built elsewhere (tests build one with explicit settings).
@@ -129,7 +109,7 @@ impl ObjectStore {
         loc: &ObjectLocation,
     ) -> ObjectStore {
         ObjectStore {
-            client: Ok(client),
+            client,
             base: loc.to_string(),
             prefix: loc.prefix.clone(),
             multipart_threshold: MULTIPART_THRESHOLD,
@@ -142,30 +122,19 @@ impl ObjectStore {
         self
     }
 
-    fn client(&self, key: &str) -> Result<&Arc<dyn object_store::ObjectStore>, StoreError> {
-        self.client.as_ref().map_err(|message| StoreError::Remote {
-            path: self.describe(key),
-            message: message.clone(),
-        })
-    }
-
     /// The object path of `key`: the prefix, then the key's parts.
     fn path(&self, key: &str) -> Result<ObjectPath, StoreError> {
-        let key = key.trim_start_matches('/');
-        // The same keys as a directory on disk refuses, so both kinds of store accept the same sources.
-        if key.contains('\\') || key.split('/').any(|p| p == "..") {
-            return Err(StoreError::Escapes { path: key.into() });
-        }
+        // The empty key is the whole bucket (below the prefix), for listing.
+        let key = key.trim_matches('/');
         let full = match (self.prefix.is_empty(), key.is_empty()) {
             (true, _) => key.to_string(),
             (false, true) => self.prefix.clone(),
-            (false, false) => format!("{}/{key}", self.prefix),
+            (false, false) => format!("{}/{}", self.prefix, Key::parse(key)?),
         };
-        ObjectPath::parse(&full).map_err(|_| StoreError::BadKey {
-            path: self.describe(key),
-            reason: "not a valid object key (an empty or \".\" part, or a control character)"
-                .into(),
-        })
+        if !key.is_empty() {
+            Key::parse(key)?;
+        }
+        Ok(ObjectPath::from(full))
     }
 
     /// Run `f` to completion on the I/O runtime, blocking this thread.
@@ -193,7 +162,7 @@ impl Store for ObjectStore {
     /// One GET, the whole object in memory.
     fn read(&self, key: &str) -> Result<Vec<u8>, StoreError> {
         let path = self.path(key)?;
-        let client = self.client(key)?;
+        let client = &self.client;
         self.block_on(key, async { client.get(&path).await?.bytes().await })?
             .map(Vec::from)
             .map_err(|e| self.error(key, e))
@@ -202,7 +171,7 @@ impl Store for ObjectStore {
     /// One PUT (a multipart upload above the threshold): readers see the old object or the whole new one.
     fn write(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
         let path = self.path(key)?;
-        let client = self.client(key)?;
+        let client = &self.client;
         let threshold = self.multipart_threshold;
         let done = self.block_on(key, async {
             if bytes.len() <= threshold {
@@ -236,7 +205,7 @@ impl Store for ObjectStore {
     /// A HEAD request: nothing is downloaded.
     fn exists(&self, key: &str) -> Result<bool, StoreError> {
         let path = self.path(key)?;
-        let client = self.client(key)?;
+        let client = &self.client;
         match self.block_on(key, client.head(&path))? {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
@@ -257,7 +226,7 @@ impl Store for ObjectStore {
     /// '/'). Objects whose last part starts with '.' are left out, as hidden files are on disk.
     fn list(&self, key: &str) -> Result<Option<Vec<String>>, StoreError> {
         let path = self.path(key)?;
-        let client = self.client(key)?;
+        let client = &self.client;
         // An object at `key` is a file, even when other keys continue below it (derivatives written beside
         // their source when the source and the cache share a prefix).
         if !key.trim_matches('/').is_empty() {
@@ -298,6 +267,7 @@ mod tests {
             region: Some("us-east-1".into()),
             endpoint: Some("http://127.0.0.1:9".into()),
         })
+        .unwrap()
     }
 
     #[test]
@@ -311,37 +281,10 @@ mod tests {
     }
 
     #[test]
-    fn event_keys_are_taken_relative_to_the_prefix() {
-        let loc = |prefix: &str| ObjectLocation {
-            cloud: Cloud::S3,
-            bucket: "bucket".into(),
-            prefix: prefix.into(),
-            region: None,
-            endpoint: None,
-        };
-        let under = |prefix: &str, bucket: &str, key: &str| key_under(&loc(prefix), bucket, key);
-        assert_eq!(
-            under("scans", "bucket", "scans/a/b.jpg").as_deref(),
-            Some("a/b.jpg")
-        );
-        assert_eq!(
-            under("", "bucket", "scans/a.jpg").as_deref(),
-            Some("scans/a.jpg")
-        );
-        assert_eq!(under("scans", "bucket", "scans2/a.jpg"), None);
-        assert_eq!(
-            under("scans", "bucket", "iiif/a.jpg/full/full/0/default.jpg"),
-            None
-        );
-        assert_eq!(under("scans", "other", "scans/a.jpg"), None);
-        assert_eq!(under("scans", "bucket", "scans/"), None);
-    }
-
-    #[test]
     fn refuses_keys_that_are_not_plain_parts() {
         let s = s3("p");
         for k in ["../x", "a/../../x", "a\\..\\x"] {
-            assert!(matches!(s.path(k), Err(StoreError::Escapes { .. })), "{k}");
+            assert!(matches!(s.path(k), Err(StoreError::BadKey { .. })), "{k}");
         }
         for k in ["a//b", "a/./b", "a/\u{7}b"] {
             assert!(matches!(s.path(k), Err(StoreError::BadKey { .. })), "{k}");
@@ -349,15 +292,23 @@ mod tests {
     }
 
     #[test]
-    fn a_store_that_cannot_be_opened_says_why_on_every_call() {
-        let s = ObjectStore {
-            client: Err("cannot open az://c: no account".into()),
-            base: "az://c".into(),
+    fn a_store_that_cannot_be_opened_says_why() {
+        let loc = ObjectLocation {
+            cloud: Cloud::Azure,
+            bucket: "c".into(),
             prefix: String::new(),
-            multipart_threshold: MULTIPART_THRESHOLD,
+            region: None,
+            endpoint: None,
         };
-        let e = s.read("x.jpg").unwrap_err().to_string();
-        assert_eq!(e, "az://c/x.jpg: cannot open az://c: no account");
-        assert!(s.exists("x.jpg").is_err());
+        // Without an account name in the environment, Azure's builder refuses.
+        if std::env::var_os("AZURE_STORAGE_ACCOUNT_NAME").is_none()
+            && std::env::var_os("AZURE_STORAGE_ACCOUNT").is_none()
+        {
+            let e = ObjectStore::new(&loc)
+                .err()
+                .expect("no account")
+                .to_string();
+            assert!(e.starts_with("cannot open az://c: "), "{e}");
+        }
     }
 }

@@ -1,7 +1,6 @@
 //! Scale-out: -shard I/N and auto from array-job environments, -s3-event.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::collections::BTreeSet;
 use std::process::Output;
 
@@ -259,8 +258,24 @@ fn s3_test_events_do_nothing_and_bad_events_are_refused() {
     assert_exit(&out, 2);
     assert!(stderr(&out).contains("bad.json"), "{}", stderr(&out));
 
-    let escape =
-        serde_json::json!({"Records": [s3_record("ObjectCreated:Put", "..%2F..%2Fetc%2Fpasswd")]});
+    // One bad key is that source's error; the other keys of the event are processed.
+    let escape = serde_json::json!({"Records": [
+        s3_record("ObjectCreated:Put", "..%2F..%2Fetc%2Fpasswd"),
+        s3_record("ObjectCreated:Put", "uploads/other.jpg"),
+    ]});
     let out = run_env(&s, &["-s3-event", "-"], &[], Some(&escape.to_string()));
-    assert_exit(&out, 2);
+    assert_exit(&out, 1);
+    let r = stdout_json(&out);
+    assert!(r["../../etc/passwd"]["errors"].is_object(), "{r}");
+    assert!(r["../../etc/passwd"]["uris"]
+        .as_object()
+        .unwrap()
+        .is_empty());
+    assert!(
+        !r["uploads/other.jpg"]["uris"]
+            .as_object()
+            .unwrap()
+            .is_empty(),
+        "{r}"
+    );
 }

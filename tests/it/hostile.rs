@@ -1,7 +1,6 @@
 //! Bad input gets a clear error naming the source, and nothing else is lost; unusual but valid images work.
 
-mod common;
-use common::*;
+use crate::common::*;
 use image::GenericImageView;
 
 const ONE: &str = r#"{"n": {"size": "!64,64"}}"#;
@@ -153,9 +152,41 @@ fn escaping_the_source_root_is_refused_before_work() {
     let inside = s.path("src/good.jpg");
     let out = s.run(&["-uri", inside.to_str().unwrap()]);
     assert_exit(&out, 0);
-    // A manifest line is checked the same way.
+    // A manifest line is checked the same way, but it is that source's error: the others run.
     std::fs::write(s.path("m.txt"), "good.jpg\n../x.jpg\n").unwrap();
-    assert_exit(&s.run(&["-manifest", s.path("m.txt").to_str().unwrap()]), 2);
+    let out = s.run(&["-manifest", s.path("m.txt").to_str().unwrap()]);
+    assert_exit(&out, 1);
+    let r = stdout_json(&out);
+    assert!(r["good.jpg"]["errors"].is_null(), "{r}");
+    assert!(r["../x.jpg"]["errors"]["n"]
+        .as_str()
+        .unwrap()
+        .contains("below the source root"));
+}
+
+#[test]
+fn odd_names_in_a_directory_are_their_own_errors() {
+    let s = Setup::new(
+        FULL_CONFIG,
+        ONE,
+        &[
+            ("d/good.jpg", fixture("landscape.jpg")),
+            ("d/%2e%2e", fixture("landscape.jpg")),
+            ("d/back\\slash.jpg", fixture("landscape.jpg")),
+        ],
+    );
+    let out = s.run(&["-uri", "d"]);
+    assert_exit(&out, 1);
+    let r = stdout_json(&out);
+    assert!(r["d/good.jpg"]["uris"]["n"].is_string(), "{r}");
+    for odd in ["d/%2e%2e", "d/back\\slash.jpg"] {
+        assert!(r[odd]["errors"]["n"].is_string(), "{odd}: {r}");
+        assert!(r[odd]["uris"].as_object().unwrap().is_empty(), "{odd}: {r}");
+    }
+    // One line on stderr per failed source, not one per label.
+    let lines = stderr(&out);
+    let about = |name: &str| lines.lines().filter(|l| l.contains(name)).count();
+    assert_eq!(about("d/%2e%2e"), 1, "{lines}");
 }
 
 #[test]

@@ -1,12 +1,48 @@
 //! Decoding (with limits and EXIF orientation) and encoding. Knows formats and bytes, nothing of IIIF requests.
 
-use crate::iiif::Format;
+#[cfg(feature = "turbojpeg")]
+pub mod jpeg_turbo;
+
+#[cfg(not(any(feature = "turbojpeg", feature = "pure-rust")))]
+compile_error!("build with the default `turbojpeg` feature or with `--no-default-features --features pure-rust`");
+
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
 use std::io::Cursor;
 
-/// The default decode limit: 250 megapixels, far above any camera and far below what would exhaust memory
-/// (one 250 MP RGB frame is 750 MB).
-pub const DEFAULT_MAX_PIXELS: u64 = 250_000_000;
+/// EXIF orientation: how the stored pixels must be turned to be upright.
+pub use image::metadata::Orientation;
+
+/// The default decode limit in tests; the run's comes from its settings.
+#[cfg(test)]
+const DEFAULT_MAX_PIXELS: u64 = 250_000_000;
+
+/// A file format this tool reads and writes, known from a file's bytes or asked for by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    Jpeg,
+    Png,
+    Webp,
+    Gif,
+    Tiff,
+}
+
+impl Format {
+    /// The format's name in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Jpeg => "jpeg",
+            Format::Png => "png",
+            Format::Webp => "webp",
+            Format::Gif => "gif",
+            Format::Tiff => "tiff",
+        }
+    }
+
+    /// Whether the format keeps an alpha channel.
+    pub fn has_alpha(self) -> bool {
+        !matches!(self, Format::Jpeg)
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
@@ -37,9 +73,29 @@ pub enum CodecError {
 pub struct Decoded {
     pub image: DynamicImage,
     pub format: Format,
-    /// EXIF Orientation, 1..=8 (1 when absent or invalid).
-    pub orientation: u8,
+    /// EXIF Orientation (none when absent or invalid).
+    pub orientation: Orientation,
     pub icc: Option<Vec<u8>>,
+}
+
+/// How to decode a source.
+#[derive(Debug, Clone, Copy)]
+pub struct DecodeOptions {
+    /// Refuse images with more pixels, before any pixel buffer is allocated.
+    pub max_pixels: u64,
+    /// Decode at a reduced scale when the format allows it and the result still has at least this many pixels
+    /// per side (stored orientation); `None` for full size.
+    pub min: Option<(u32, u32)>,
+    /// Accept damaged data (a decoder's warning about corrupt entropy-coded data) instead of failing.
+    pub accept_damaged: bool,
+}
+
+/// Decode once, as `opts` says.
+pub fn decode_with(bytes: &[u8], opts: &DecodeOptions) -> Result<Decoded, CodecError> {
+    match opts.min {
+        Some(min) => decode_at_least(bytes, opts.max_pixels, min),
+        None => decode(bytes, opts.max_pixels),
+    }
 }
 
 /// The source format, from the bytes (never the file name).
@@ -48,23 +104,12 @@ pub fn sniff(bytes: &[u8]) -> Result<Format, CodecError> {
         return Err(CodecError::Empty);
     }
     match image::guess_format(bytes) {
-        Ok(ImageFormat::Jpeg) => Ok(Format::Jpg),
+        Ok(ImageFormat::Jpeg) => Ok(Format::Jpeg),
         Ok(ImageFormat::Png) => Ok(Format::Png),
         Ok(ImageFormat::WebP) => Ok(Format::Webp),
         Ok(ImageFormat::Gif) => Ok(Format::Gif),
-        Ok(ImageFormat::Tiff) => Ok(Format::Tif),
+        Ok(ImageFormat::Tiff) => Ok(Format::Tiff),
         _ => Err(CodecError::UnknownFormat),
-    }
-}
-
-fn format_name(f: Format) -> &'static str {
-    match f {
-        Format::Jpg => "jpeg",
-        Format::Png => "png",
-        Format::Webp => "webp",
-        Format::Gif => "gif",
-        Format::Tif => "tiff",
-        Format::Source => "image",
     }
 }
 
@@ -73,8 +118,8 @@ fn image_format(f: Format) -> ImageFormat {
         Format::Png => ImageFormat::Png,
         Format::Webp => ImageFormat::WebP,
         Format::Gif => ImageFormat::Gif,
-        Format::Tif => ImageFormat::Tiff,
-        Format::Jpg | Format::Source => ImageFormat::Jpeg,
+        Format::Tiff => ImageFormat::Tiff,
+        Format::Jpeg => ImageFormat::Jpeg,
     }
 }
 
@@ -85,14 +130,17 @@ pub struct Probe {
     /// Stored (not oriented) dimensions.
     pub width: u32,
     pub height: u32,
-    /// EXIF Orientation, 1..=8 (1 when absent or invalid).
-    pub orientation: u8,
+    /// EXIF Orientation (none when absent or invalid).
+    pub orientation: Orientation,
+    /// Bytes per pixel of the decoder's output at the source's own depth (e.g. 3 for RGB, 8 for 16-bit RGBA),
+    /// so memory can be reserved before decoding.
+    pub bytes_per_pixel: u8,
 }
 
 /// Open a decoder on the header, refusing images over `max_pixels` before any pixel buffer is allocated.
 fn open(bytes: &[u8], max_pixels: u64) -> Result<(Box<dyn ImageDecoder + '_>, Probe), CodecError> {
     let format = sniff(bytes)?;
-    let name = format_name(format);
+    let name = format.name();
     let mut reader = ImageReader::with_format(Cursor::new(bytes), image_format(format));
     let mut limits = image::Limits::default();
     // image's own allocation cap is 512 MiB; ours is the pixel limit, checked below.
@@ -101,12 +149,13 @@ fn open(bytes: &[u8], max_pixels: u64) -> Result<(Box<dyn ImageDecoder + '_>, Pr
     let mut decoder = reader.into_decoder().map_err(|e| decode_error(name, e))?;
     let (width, height) = decoder.dimensions();
     check_pixels(width, height, max_pixels)?;
-    let orientation = decoder.orientation().map(orientation_code).unwrap_or(1);
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
     let probe = Probe {
         format,
         width,
         height,
         orientation,
+        bytes_per_pixel: decoder.color_type().bytes_per_pixel(),
     };
     Ok((Box::new(decoder), probe))
 }
@@ -120,7 +169,7 @@ fn decode_error(format: &'static str, e: image::ImageError) -> CodecError {
 
 /// Read the header only: format, stored dimensions, orientation.
 pub fn probe(bytes: &[u8], max_pixels: u64) -> Result<Probe, CodecError> {
-    if sniff(bytes)? != Format::Jpg {
+    if sniff(bytes)? != Format::Jpeg {
         return open(bytes, max_pixels).map(|(_, p)| p);
     }
     // zune directly: image's JPEG wrapper copies the whole file just to read its header.
@@ -134,11 +183,16 @@ pub fn probe(bytes: &[u8], max_pixels: u64) -> Result<Probe, CodecError> {
     })?;
     let (width, height) = (w as u32, h as u32);
     check_pixels(width, height, max_pixels)?;
+    // CMYK is decoded as four channels, then converted.
+    let channels = d
+        .input_colorspace()
+        .map_or(3, |c| c.num_components().max(3));
     Ok(Probe {
-        format: Format::Jpg,
+        format: Format::Jpeg,
         width,
         height,
         orientation: zune_orientation(&d),
+        bytes_per_pixel: channels as u8,
     })
 }
 
@@ -169,7 +223,7 @@ fn jpeg_is_truncated(bytes: &[u8]) -> bool {
 
 /// Decode once, refusing images over `max_pixels` before any pixel buffer is allocated.
 pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<Decoded, CodecError> {
-    if sniff(bytes)? == Format::Jpg {
+    if sniff(bytes)? == Format::Jpeg {
         if jpeg_is_truncated(bytes) {
             return Err(CodecError::Decode {
                 format: "jpeg",
@@ -184,8 +238,8 @@ pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<Decoded, CodecError> {
     }
     let (mut decoder, probe) = open(bytes, max_pixels)?;
     let icc = decoder.icc_profile().ok().flatten();
-    let image = DynamicImage::from_decoder(decoder)
-        .map_err(|e| decode_error(format_name(probe.format), e))?;
+    let image =
+        DynamicImage::from_decoder(decoder).map_err(|e| decode_error(probe.format.name(), e))?;
     Ok(Decoded {
         image: to_8bit(image),
         format: probe.format,
@@ -241,7 +295,7 @@ fn decode_jpeg(bytes: &[u8], max_pixels: u64) -> Result<Decoded, CodecError> {
     };
     Ok(Decoded {
         image,
-        format: Format::Jpg,
+        format: Format::Jpeg,
         orientation,
         icc,
     })
@@ -255,17 +309,18 @@ pub fn decode_at_least(
     max_pixels: u64,
     min: (u32, u32),
 ) -> Result<Decoded, CodecError> {
-    if sniff(bytes)? != Format::Jpg || jpeg_is_truncated(bytes) {
+    if sniff(bytes)? != Format::Jpeg || jpeg_is_truncated(bytes) {
         return decode(bytes, max_pixels);
     }
     #[cfg(feature = "turbojpeg")]
     if let Some(d) = decode_turbo(bytes, max_pixels, Some(min))? {
         return Ok(d);
     }
-    let Some(scaled) = decode_jpeg_scaled(bytes, max_pixels, min)? else {
-        return decode(bytes, max_pixels);
-    };
-    Ok(scaled)
+    #[cfg(feature = "pure-rust")]
+    if let Some(scaled) = decode_jpeg_scaled(bytes, max_pixels, min)? {
+        return Ok(scaled);
+    }
+    decode(bytes, max_pixels)
 }
 
 /// libjpeg-turbo, at the smallest DCT scale that still covers `min` (full size for `None`). `None` when it refuses
@@ -277,17 +332,17 @@ fn decode_turbo(
     max_pixels: u64,
     min: Option<(u32, u32)>,
 ) -> Result<Option<Decoded>, CodecError> {
-    match crate::turbo::decode_jpeg(bytes, min, max_pixels) {
+    match jpeg_turbo::decode_jpeg(bytes, min, max_pixels) {
         Ok((image, _)) => {
             let (orientation, icc) = jpeg_metadata(bytes);
             Ok(Some(Decoded {
                 image,
-                format: Format::Jpg,
+                format: Format::Jpeg,
                 orientation,
                 icc,
             }))
         }
-        Err(crate::turbo::JpegError::TooLarge {
+        Err(jpeg_turbo::JpegError::TooLarge {
             width,
             height,
             pixels,
@@ -319,25 +374,25 @@ fn zune_headers(bytes: &[u8]) -> Result<ZuneDecoder<'_>, zune_jpeg::errors::Deco
     Ok(decoder)
 }
 
-/// EXIF orientation, 1..=8 (1 when absent or invalid).
-fn zune_orientation(decoder: &ZuneDecoder<'_>) -> u8 {
+/// EXIF orientation (none when absent or invalid).
+fn zune_orientation(decoder: &ZuneDecoder<'_>) -> Orientation {
     decoder
         .exif()
-        .and_then(|e| image::metadata::Orientation::from_exif_chunk(e))
-        .map(orientation_code)
-        .unwrap_or(1)
+        .and_then(|e| Orientation::from_exif_chunk(e))
+        .unwrap_or(Orientation::NoTransforms)
 }
 
 /// EXIF orientation (1 when absent) and ICC profile of a JPEG, from its header segments.
-fn jpeg_metadata(bytes: &[u8]) -> (u8, Option<Vec<u8>>) {
+fn jpeg_metadata(bytes: &[u8]) -> (Orientation, Option<Vec<u8>>) {
     match zune_headers(bytes) {
         Ok(d) => (zune_orientation(&d), d.icc_profile()),
-        Err(_) => (1, None),
+        Err(_) => (Orientation::NoTransforms, None),
     }
 }
 
 /// `None` when a reduced decode is not possible (no smaller scale is large enough, or a colour model that the
 /// scaling decoder does not convert, such as CMYK); the caller then decodes at full size.
+#[cfg(feature = "pure-rust")]
 fn decode_jpeg_scaled(
     bytes: &[u8],
     max_pixels: u64,
@@ -384,24 +439,10 @@ fn decode_jpeg_scaled(
     let (orientation, icc) = jpeg_metadata(bytes);
     Ok(image.map(|image| Decoded {
         image,
-        format: Format::Jpg,
+        format: Format::Jpeg,
         orientation,
         icc,
     }))
-}
-
-fn orientation_code(o: image::metadata::Orientation) -> u8 {
-    use image::metadata::Orientation::*;
-    match o {
-        NoTransforms => 1,
-        FlipHorizontal => 2,
-        Rotate180 => 3,
-        FlipVertical => 4,
-        Rotate90FlipH => 5,
-        Rotate90 => 6,
-        Rotate270FlipH => 7,
-        Rotate270 => 8,
-    }
 }
 
 /// The pipeline works on 8-bit pixels; 16-bit and float sources are reduced once here.
@@ -418,30 +459,26 @@ fn to_8bit(img: DynamicImage) -> DynamicImage {
     }
 }
 
-/// Apply EXIF orientation `o` (1..=8) so that the pixels are upright.
-pub fn orient(img: DynamicImage, o: u8) -> DynamicImage {
-    match image::metadata::Orientation::from_exif(o) {
-        Some(orientation) if o != 1 => {
-            let mut img = img;
-            img.apply_orientation(orientation);
-            img
-        }
-        _ => img,
+/// Apply EXIF orientation `o` so that the pixels are upright.
+pub fn orient(mut img: DynamicImage, o: Orientation) -> DynamicImage {
+    if o != Orientation::NoTransforms {
+        img.apply_orientation(o);
     }
+    img
 }
 
 /// The orientation that undoes `o`: transposes and flips are their own inverse, the two quarter turns swap.
-pub fn inverse_orientation(o: u8) -> u8 {
+pub fn inverse_orientation(o: Orientation) -> Orientation {
     match o {
-        6 => 8,
-        8 => 6,
+        Orientation::Rotate90 => Orientation::Rotate270,
+        Orientation::Rotate270 => Orientation::Rotate90,
         o => o,
     }
 }
 
 /// Stored dimensions -> upright dimensions under EXIF orientation `o`.
-pub fn oriented_dims(width: u32, height: u32, o: u8) -> (u32, u32) {
-    if (5..=8).contains(&o) {
+pub fn oriented_dims(width: u32, height: u32, o: Orientation) -> (u32, u32) {
+    if o.to_exif() >= 5 {
         (height, width)
     } else {
         (width, height)
@@ -453,7 +490,7 @@ pub fn oriented_dims(width: u32, height: u32, o: u8) -> (u32, u32) {
 pub struct EncodeOptions<'a> {
     pub jpeg_quality: u8,
     /// Write this EXIF Orientation into the output (go-iiif's rotation `-1` keeps the source's tag).
-    pub exif_orientation: Option<u8>,
+    pub exif_orientation: Option<Orientation>,
     /// The source's ICC profile, carried into formats that hold one (jpg, png) so colours stay right.
     pub icc: Option<&'a [u8]>,
 }
@@ -464,7 +501,7 @@ pub fn encode(
     opts: &EncodeOptions,
 ) -> Result<Vec<u8>, CodecError> {
     match format {
-        Format::Jpg | Format::Source => encode_jpeg(img, opts),
+        Format::Jpeg => encode_jpeg(img, opts),
         Format::Png => {
             let mut out = Vec::new();
             let mut enc = image::codecs::png::PngEncoder::new_with_quality(
@@ -483,7 +520,7 @@ pub fn encode(
                 })?;
             Ok(out)
         }
-        Format::Webp | Format::Gif | Format::Tif => {
+        Format::Webp | Format::Gif | Format::Tiff => {
             // webp and gif encoders take RGB(A) only.
             let img = match (format, img) {
                 (Format::Gif, i) => DynamicImage::ImageRgba8(i.to_rgba8()),
@@ -496,7 +533,7 @@ pub fn encode(
             let mut out = Cursor::new(Vec::new());
             img.write_to(&mut out, image_format(format))
                 .map_err(|e| CodecError::Encode {
-                    format: format_name(format),
+                    format: format.name(),
                     message: e.to_string(),
                 })?;
             Ok(out.into_inner())
@@ -532,10 +569,12 @@ fn encode_jpeg_turbo(img: &DynamicImage, opts: &EncodeOptions) -> Result<Vec<u8>
             &converted
         }
     };
-    let exif = opts.exif_orientation.map(exif_orientation_segment);
+    let exif = opts
+        .exif_orientation
+        .map(|o| exif_orientation_segment(o.to_exif()));
     // The segment starts with "Exif\0\0"; the encoder takes the TIFF bytes after it.
     let tiff = exif.as_deref().map(|e| &e[6..]);
-    crate::turbo::encode_jpeg(img, opts.jpeg_quality.clamp(1, 100), tiff, opts.icc).map_err(|e| {
+    jpeg_turbo::encode_jpeg(img, opts.jpeg_quality.clamp(1, 100), tiff, opts.icc).map_err(|e| {
         CodecError::Encode {
             format: "jpeg",
             message: e.to_string(),
@@ -557,7 +596,7 @@ fn encode_jpeg_rust(
     let mut out = Vec::with_capacity((w as usize * h as usize) / 4 + 1024);
     let mut enc = jpeg_encoder::Encoder::new(&mut out, opts.jpeg_quality.clamp(1, 100));
     if let Some(o) = opts.exif_orientation {
-        enc.add_app_segment(1, exif_orientation_segment(o))
+        enc.add_app_segment(1, exif_orientation_segment(o.to_exif()))
             .map_err(err)?;
     }
     if let Some(icc) = opts.icc {
@@ -648,7 +687,7 @@ mod tests {
     #[test]
     fn reduced_decode_keeps_orientation_grey_and_falls_back_for_cmyk() {
         let d = decode_at_least(&fixture("oriented_6.jpg"), DEFAULT_MAX_PIXELS, (40, 70)).unwrap();
-        assert_eq!(d.orientation, 6);
+        assert_eq!(d.orientation, Orientation::Rotate90);
         assert_eq!((d.image.width(), d.image.height()), (48, 80));
         let g = decode_at_least(&fixture("gray.jpg"), DEFAULT_MAX_PIXELS, (50, 30)).unwrap();
         assert!(matches!(g.image, DynamicImage::ImageLuma8(_)));
@@ -686,12 +725,12 @@ mod tests {
         for o in 1..=8 {
             let opts = EncodeOptions {
                 jpeg_quality: 85,
-                exif_orientation: Some(o),
+                exif_orientation: Orientation::from_exif(o),
                 icc: None,
             };
-            let bytes = encode(&img, Format::Jpg, &opts).unwrap();
+            let bytes = encode(&img, Format::Jpeg, &opts).unwrap();
             let d = decode(&bytes, DEFAULT_MAX_PIXELS).unwrap();
-            assert_eq!(d.orientation, o);
+            assert_eq!(d.orientation.to_exif(), o);
             assert_eq!((d.image.width(), d.image.height()), (8, 4));
         }
     }
@@ -704,11 +743,11 @@ mod tests {
             image::Rgba([10, 200, 30, 255]),
         ));
         for f in [
-            Format::Jpg,
+            Format::Jpeg,
             Format::Png,
             Format::Webp,
             Format::Gif,
-            Format::Tif,
+            Format::Tiff,
         ] {
             let opts = EncodeOptions {
                 jpeg_quality: 90,
@@ -738,7 +777,7 @@ mod tests {
         }));
         let bytes = encode(
             &img,
-            Format::Jpg,
+            Format::Jpeg,
             &EncodeOptions {
                 jpeg_quality: 90,
                 ..Default::default()
@@ -759,8 +798,9 @@ mod tests {
             image::Rgb([x as u8, y as u8, 0])
         }));
         for o in 1..=8 {
+            let o = Orientation::from_exif(o).unwrap();
             let back = orient(orient(img.clone(), o), inverse_orientation(o));
-            assert_eq!(back, img, "orientation {o}");
+            assert_eq!(back, img, "orientation {o:?}");
         }
     }
 }

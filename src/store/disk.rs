@@ -1,41 +1,9 @@
-//! Where bytes come from and go to. Knows nothing of images.
+//! A directory on disk as a [`Store`].
 
+use super::{Key, Store, StoreError};
 use std::io::Write;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("{path}: not found")]
-    NotFound { path: String },
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("{path}: escapes the store's root")]
-    Escapes { path: String },
-    #[error("{path}: is a directory")]
-    IsDir { path: String },
-    /// A key that cannot name an object (an empty, `.` or `..` part, a control character).
-    #[error("{path}: {reason}")]
-    BadKey { path: String, reason: String },
-    /// A request to an object store failed (after the client's retries).
-    #[error("{path}: {message}")]
-    Remote { path: String, message: String },
-}
-
-/// A place holding files under '/'-separated relative keys.
-pub trait Store: Send + Sync {
-    fn read(&self, key: &str) -> Result<Vec<u8>, StoreError>;
-    /// Write all of `bytes` at `key`, atomically: readers see the old file, no file, or all of the new one.
-    fn write(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError>;
-    fn exists(&self, key: &str) -> Result<bool, StoreError>;
-    /// A human-readable location for messages.
-    fn describe(&self, key: &str) -> String;
-    /// When `key` names a directory (a prefix), the keys of every file below it, sorted; otherwise `None`.
-    fn list(&self, key: &str) -> Result<Option<Vec<String>>, StoreError>;
-}
 
 /// A directory on disk.
 pub struct DiskStore {
@@ -65,17 +33,42 @@ impl DiskStore {
         }
     }
 
-    /// The file for `key`, refusing keys that would leave the root.
-    pub fn path(&self, key: &str) -> Result<PathBuf, StoreError> {
-        let rel = Path::new(key.trim_start_matches('/'));
-        if key.contains('\\')
-            || rel
-                .components()
-                .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
-        {
-            return Err(StoreError::Escapes { path: key.into() });
+    /// Refuse to write into `dir` when it, or the nearest part of it that exists, resolves (through symbolic
+    /// links) outside the root: a link planted among the derivatives must not send writes elsewhere.
+    fn check_write_dir(&self, dir: &Path, key: &str) -> Result<(), StoreError> {
+        let Ok(root) = self.root.canonicalize() else {
+            return Ok(()); // the root itself is made by the first write
+        };
+        let mut existing = dir;
+        while !existing.exists() {
+            match existing.parent() {
+                Some(p) => existing = p,
+                None => return Ok(()),
+            }
         }
-        Ok(self.root.join(rel))
+        match existing.canonicalize() {
+            Ok(real) if real.starts_with(&root) => Ok(()),
+            Ok(_) => Err(StoreError::Escapes { path: key.into() }),
+            Err(source) => Err(StoreError::Io {
+                path: existing.display().to_string(),
+                source,
+            }),
+        }
+    }
+
+    /// The file for `key`, refusing keys that would leave the root (see [`Key`]).
+    pub fn path(&self, key: &str) -> Result<PathBuf, StoreError> {
+        let key = Key::parse(key)?;
+        Ok(self.root.join(key.as_str()))
+    }
+
+    /// The directory for `key`; the empty key is the root.
+    fn dir_path(&self, key: &str) -> Result<PathBuf, StoreError> {
+        if key.trim_matches('/').is_empty() {
+            Ok(self.root.clone())
+        } else {
+            self.path(key.trim_end_matches('/'))
+        }
     }
 }
 
@@ -105,7 +98,10 @@ impl Store for DiskStore {
             source,
         };
         let dir = path.parent().unwrap_or(&self.root);
+        self.check_write_dir(dir, key)?;
         std::fs::create_dir_all(dir).map_err(io)?;
+        // Again once it exists: a link may have been made while the directories were.
+        self.check_write_dir(dir, key)?;
         // A temporary name in the same directory, renamed into place: a crash leaves no partial file at `path`.
         let name = path
             .file_name()
@@ -130,7 +126,7 @@ impl Store for DiskStore {
     }
 
     fn list(&self, key: &str) -> Result<Option<Vec<String>>, StoreError> {
-        let dir = self.path(key)?;
+        let dir = self.dir_path(key)?;
         if !dir.is_dir() {
             return Ok(None);
         }
@@ -191,7 +187,7 @@ mod tests {
     fn refuses_keys_outside_the_root() {
         let s = DiskStore::new("/srv/images");
         for k in ["../x", "a/../../x", "a\\..\\x"] {
-            assert!(matches!(s.path(k), Err(StoreError::Escapes { .. })), "{k}");
+            assert!(matches!(s.path(k), Err(StoreError::BadKey { .. })), "{k}");
         }
         assert_eq!(
             s.path("/a/b.jpg").unwrap(),
@@ -219,6 +215,26 @@ mod tests {
             s.read("d/link.jpg"),
             Err(StoreError::Escapes { .. })
         ));
+    }
+
+    #[test]
+    fn never_writes_through_a_link_that_leaves_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let s = DiskStore::new(dir.path());
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("src")).unwrap();
+        for key in ["src/a.jpg", "src/new/dir/a.jpg"] {
+            assert!(
+                matches!(s.write(key, b"x"), Err(StoreError::Escapes { .. })),
+                "{key}"
+            );
+        }
+        assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+        // A link that stays inside the root is fine.
+        std::fs::create_dir(dir.path().join("real")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("real"), dir.path().join("alias")).unwrap();
+        s.write("alias/a.jpg", b"y").unwrap();
+        assert_eq!(std::fs::read(dir.path().join("real/a.jpg")).unwrap(), b"y");
     }
 
     #[test]

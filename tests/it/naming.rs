@@ -1,7 +1,6 @@
 //! Output names from go-iiif-uri strings: file://?target, rewrite://, idsecret://.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 const SET: &str = r#"{"o": {"rotation": "-1"}, "b": {"size": "!64,64"}, "s": {"region": "square", "size": "32,", "format": "png"}}"#;
 

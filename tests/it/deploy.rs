@@ -1,7 +1,6 @@
 //! The deployment examples and the Dockerfile stay valid for this binary.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 fn parse(args: &[String]) -> iiif_process::cli::Args {
     let argv = std::iter::once("iiif-process".to_string()).chain(args.iter().cloned());

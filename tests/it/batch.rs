@@ -1,7 +1,6 @@
 //! Batch runs: directories, manifests, jsonl streaming, reruns with -skip-existing, -dry-run, crashes.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::process::{Command, Stdio};
 
 const SET: &str = r#"{"n": {"size": "!64,64"}, "s": {"region": "-1,-1,32,32", "quality": "dither", "format": "png"}}"#;
@@ -27,8 +26,31 @@ fn a_directory_means_every_image_below_it() {
     assert_exit(&out, 0);
     let r = stdout_json(&out);
     let keys: Vec<&String> = r.as_object().unwrap().keys().collect();
-    assert_eq!(keys, ["coll/a.jpg", "coll/sub/b.jpg", "coll/sub/c.png"]);
+    // Every listed file is accounted for: the images processed, the others reported as skipped.
+    assert_eq!(
+        keys,
+        [
+            "coll/README",
+            "coll/a.jpg",
+            "coll/notes.txt",
+            "coll/sub/b.jpg",
+            "coll/sub/c.png"
+        ]
+    );
+    for skipped in ["coll/README", "coll/notes.txt"] {
+        let why = r[skipped]["skipped"].as_str().unwrap_or_default();
+        assert!(why.contains("not a supported image"), "{skipped}: {why}");
+        assert_eq!(r[skipped]["uris"], serde_json::json!({}));
+    }
+    for made in ["coll/a.jpg", "coll/sub/b.jpg", "coll/sub/c.png"] {
+        assert!(r[made].get("skipped").is_none(), "{made}");
+    }
     assert!(stderr(&out).contains("skipping coll/notes.txt"));
+    assert!(
+        stderr(&out).contains("3 of 5 sources done, 0 failed, 2 skipped (not images)"),
+        "{}",
+        stderr(&out)
+    );
     assert!(s
         .path("out/coll/sub/c.png/-1,-1,32,32/full/0/dither.png")
         .is_file());
@@ -72,13 +94,16 @@ fn jsonl_streams_one_line_per_source() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 4);
+    // Three images, two skipped files of the directory, one missing file.
+    assert_eq!(lines.len(), 6);
     let mut uris: Vec<&str> = lines.iter().map(|l| l["uri"].as_str().unwrap()).collect();
     uris.sort();
     assert_eq!(
         uris,
         [
+            "coll/README",
             "coll/a.jpg",
+            "coll/notes.txt",
             "coll/sub/b.jpg",
             "coll/sub/c.png",
             "missing.jpg"
@@ -251,7 +276,10 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 fn progress_bar_only_when_asked_or_on_a_terminal() {
     let s = photo_dir();
     let quiet = s.run(&["-uri", "coll"]);
-    assert!(!stderr(&quiet).contains("sources"), "no bar on a pipe");
+    assert!(
+        !stderr(&quiet).contains(" derivatives ("),
+        "no bar on a pipe"
+    );
     let bar = s.run(&["-uri", "coll", "-progress"]);
     assert_exit(&bar, 0);
     assert!(

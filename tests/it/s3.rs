@@ -4,11 +4,10 @@
 //! Each test starts its own moto server (see `common/moto.rs`) and skips with a notice when there is none,
 //! unless IIIF_PROCESS_REQUIRE_S3=1.
 
-mod common;
-use common::moto::{self, Moto};
-use common::*;
-use iiif_process::config::{Cloud, ObjectLocation};
-use iiif_process::objstore::ObjectStore;
+use crate::common::moto::{self, Moto};
+use crate::common::*;
+use iiif_process::store::ObjectStore;
+use iiif_process::store::{Cloud, ObjectLocation};
 use iiif_process::store::{Store, StoreError};
 use rayon::prelude::*;
 use serde_json::Value;

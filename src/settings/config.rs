@@ -2,6 +2,10 @@
 //!
 //! Unknown or unused go-iiif keys are accepted and reported once as a warning, so existing configs work unchanged.
 
+use crate::store::location::{
+    check_bucket, clean_prefix, is_environment_label, join_prefix, parse_uri,
+};
+use crate::store::{Cloud, Location, LocationError, ObjectLocation};
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -21,55 +25,45 @@ pub enum ConfigError {
         column: usize,
         message: String,
     },
-    #[error("config {path}: {message}")]
-    Invalid { path: PathBuf, message: String },
+    #[error("config {path}: {problem}")]
+    Invalid {
+        path: PathBuf,
+        problem: ConfigProblem,
+    },
 }
 
-/// Where bytes live: a directory on disk, or a bucket (and key prefix) of an object store.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Location {
-    Disk(PathBuf),
-    Object(ObjectLocation),
-}
-
-/// Which object storage service a bucket belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cloud {
-    /// Amazon S3 or an S3-compatible service.
-    S3,
-    /// Google Cloud Storage.
-    Gcs,
-    /// Azure Blob Storage (the bucket is the container).
-    Azure,
-}
-
-/// A bucket and key prefix. Credentials are never part of it: they come from the environment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectLocation {
-    pub cloud: Cloud,
-    pub bucket: String,
-    /// Prefix of every key, '/'-separated without a leading or trailing '/'; empty for the whole bucket.
-    pub prefix: String,
-    /// S3 region given in the config; otherwise AWS_REGION / AWS_DEFAULT_REGION, else us-east-1.
-    pub region: Option<String>,
-    /// S3 endpoint given in the config (`?endpoint=`); otherwise AWS_ENDPOINT_URL / AWS_ENDPOINT.
-    pub endpoint: Option<String>,
-}
-
-impl std::fmt::Display for ObjectLocation {
-    /// `s3://bucket/prefix`: no region, endpoint or credentials.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let scheme = match self.cloud {
-            Cloud::S3 => "s3",
-            Cloud::Gcs => "gs",
-            Cloud::Azure => "az",
-        };
-        write!(f, "{scheme}://{}", self.bucket)?;
-        if !self.prefix.is_empty() {
-            write!(f, "/{}", self.prefix)?;
-        }
-        Ok(())
-    }
+/// What is wrong inside a config that parses as JSON.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigProblem {
+    #[error("the config must be a JSON object")]
+    NotAnObject,
+    /// A key holds a value of the wrong type (serde's message names it).
+    #[error("{0}")]
+    Shape(serde_json::Error),
+    #[error("missing images.source (where source images are read from)")]
+    MissingSource,
+    #[error("missing derivatives.cache (where derivatives are written)")]
+    MissingCache,
+    #[error(
+        "profile.services.enable: unknown service {0:?} (known: palette, blurhash, imagehash)"
+    )]
+    UnknownService(String),
+    #[error("palette extruder {0:?} is not supported (supported: vibrant)")]
+    Extruder(String),
+    #[error("palette.palettes: unknown palette {0:?} (supported: crayola, css4)")]
+    Palette(String),
+    #[error("{key}: missing path")]
+    MissingPath { key: &'static str },
+    #[error(
+        "{key}.name {name:?}: this kind of storage is not supported (supported: Disk, S3, Blob)"
+    )]
+    Storage { key: &'static str, name: String },
+    #[error("{key}: an S3 entry needs \"path\": the bucket name")]
+    S3Bucket { key: &'static str },
+    #[error("{key}.path: an S3 entry's path is a bucket name; give URIs as \"uri\"")]
+    S3PathIsUri { key: &'static str },
+    #[error(transparent)]
+    Location(#[from] LocationError),
 }
 
 /// Settings for go-iiif's palette service.
@@ -103,6 +97,8 @@ pub struct Config {
     pub disabled: BTreeMap<String, Vec<String>>,
     /// Decode limit: sources with more pixels are refused before allocating.
     pub max_pixels: Option<u64>,
+    /// Output limit: derivatives with more pixels are refused before allocating.
+    pub max_output_pixels: Option<u64>,
     /// Keys accepted for compatibility but not used (one warning at start).
     pub ignored_keys: Vec<String>,
 }
@@ -136,6 +132,8 @@ struct RawImages {
 #[derive(Deserialize, Default)]
 struct RawDerivatives {
     cache: Option<RawStore>,
+    /// iiif-process's own: the limit on a derivative's pixels (`-max-output-pixels`).
+    max_output_pixels: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -210,7 +208,8 @@ const USED_KEYS: &[&str] = &[
     "features",
     "palette",
     "blurhash",
-    "imagehash",
+    "palette_service",
+    "blurhash_service",
 ];
 
 impl Config {
@@ -232,33 +231,36 @@ impl Config {
             message: e.to_string(),
         };
         let value: Value = serde_json::from_str(text).map_err(json_err)?;
-        let invalid = |message: String| ConfigError::Invalid {
+        let invalid = |problem: ConfigProblem| ConfigError::Invalid {
             path: path.to_path_buf(),
-            message,
+            problem,
         };
         let Value::Object(top) = &value else {
-            return Err(invalid("the config must be a JSON object".into()));
+            return Err(invalid(ConfigProblem::NotAnObject));
         };
         let mut ignored_keys: Vec<String> = top
             .keys()
             .filter(|k| !USED_KEYS.contains(&k.as_str()))
             .cloned()
             .collect();
-        let raw: RawConfig =
-            serde_json::from_value(value.clone()).map_err(|e| invalid(e.to_string()))?;
+        let mut raw: RawConfig =
+            serde_json::from_value(value.clone()).map_err(|e| invalid(ConfigProblem::Shape(e)))?;
 
-        let source_raw = raw.images.source.ok_or_else(|| {
-            invalid("missing images.source (where source images are read from)".into())
-        })?;
+        let source_raw = raw
+            .images
+            .source
+            .ok_or_else(|| invalid(ConfigProblem::MissingSource))?;
         if top.get("images").and_then(|i| i.get("cache")).is_some() {
             ignored_keys.push("images.cache".into());
         }
         let max_pixels = source_raw.max_pixels;
         let source =
             location(&source_raw, "images.source", base, &mut ignored_keys).map_err(invalid)?;
-        let cache_raw = raw.derivatives.cache.ok_or_else(|| {
-            invalid("missing derivatives.cache (where derivatives are written)".into())
-        })?;
+        let cache_raw = raw
+            .derivatives
+            .cache
+            .take()
+            .ok_or_else(|| invalid(ConfigProblem::MissingCache))?;
         let derivatives =
             location(&cache_raw, "derivatives.cache", base, &mut ignored_keys).map_err(invalid)?;
 
@@ -269,9 +271,7 @@ impl Config {
             .unwrap_or_default();
         for s in &services {
             if !["palette", "blurhash", "imagehash"].contains(&s.as_str()) {
-                return Err(invalid(format!(
-                    "profile.services.enable: unknown service {s:?} (known: palette, blurhash, imagehash)"
-                )));
+                return Err(invalid(ConfigProblem::UnknownService(s.clone())));
             }
         }
 
@@ -282,9 +282,7 @@ impl Config {
             .unwrap_or_default();
         let extruder_name = extruder.name();
         if !extruder_name.is_empty() && extruder_name != "vibrant" {
-            return Err(invalid(format!(
-                "palette extruder {extruder_name:?} is not supported (supported: vibrant)"
-            )));
+            return Err(invalid(ConfigProblem::Extruder(extruder_name)));
         }
         let palette = PaletteSettings {
             count: extruder.count.unwrap_or(5).clamp(1, 64),
@@ -296,9 +294,7 @@ impl Config {
         };
         for n in &palette.names {
             if n != "crayola" && n != "css4" {
-                return Err(invalid(format!(
-                    "palette.palettes: unknown palette {n:?} (supported: crayola, css4)"
-                )));
+                return Err(invalid(ConfigProblem::Palette(n.clone())));
             }
         }
         // go-iiif's bundled defaults: 8x8 components on an image fitted within 200 px.
@@ -319,6 +315,7 @@ impl Config {
             appended: names_by_param(&features.append),
             disabled: names_by_param(&features.disable),
             max_pixels,
+            max_output_pixels: raw.derivatives.max_output_pixels.filter(|&n| n > 0),
             ignored_keys,
         })
     }
@@ -373,10 +370,10 @@ fn names_by_param(map: &BTreeMap<String, Value>) -> BTreeMap<String, Vec<String>
 /// `ignored` (by key, never by value).
 fn location(
     raw: &RawStore,
-    key: &str,
+    key: &'static str,
     base: &Path,
     ignored: &mut Vec<String>,
-) -> Result<Location, String> {
+) -> Result<Location, ConfigProblem> {
     let name = raw.name.as_deref().unwrap_or("");
     if name.eq_ignore_ascii_case("s3") {
         return s3_entry(raw, key, ignored).map(Location::Object);
@@ -386,12 +383,13 @@ fn location(
     let (field, text) = match (&raw.path, &raw.uri) {
         (Some(p), _) => ("path", p.as_str()),
         (None, Some(u)) => ("uri", u.as_str()),
-        (None, None) => return Err(format!("{key}: missing path")),
+        (None, None) => return Err(ConfigProblem::MissingPath { key }),
     };
     if field == "path" && !(disk || blob) {
-        return Err(format!(
-            "{key}.name {name:?}: this kind of storage is not supported (supported: Disk, S3, Blob)"
-        ));
+        return Err(ConfigProblem::Storage {
+            key,
+            name: name.to_string(),
+        });
     }
     // A Disk path, or a path with no scheme, is a directory; anything else is read as a URI.
     let path = if field == "path" && (name.eq_ignore_ascii_case("disk") || !text.contains("://")) {
@@ -399,7 +397,11 @@ fn location(
     } else if let Some(p) = text.strip_prefix("file://") {
         p
     } else {
-        return parse_uri(text, &format!("{key}.{field}"), ignored).map(Location::Object);
+        return Ok(Location::Object(parse_uri(
+            text,
+            &format!("{key}.{field}"),
+            ignored,
+        )?));
     };
     let p = PathBuf::from(path);
     Ok(Location::Disk(if p.is_absolute() {
@@ -409,103 +411,19 @@ fn location(
     }))
 }
 
-/// The URI schemes of object stores, as go-iiif (Go Cloud) and object_store spell them.
-const OBJECT_SCHEMES: &str = "s3, s3blob, gs, azblob, az (or file for a directory)";
-
-/// A blob URI: `s3://bucket/prefix?region=…`, `s3blob://bucket?prefix=…&region=…&credentials=…`, `gs://…`,
-/// `azblob://container/prefix`, `az://…`. `field` names the config key in messages; the URI's query values are
-/// never repeated in them (they might hold something private).
-pub fn parse_uri(
-    text: &str,
-    field: &str,
-    ignored: &mut Vec<String>,
-) -> Result<ObjectLocation, String> {
-    let url = url::Url::parse(text).map_err(|e| {
-        format!("{field} {text:?}: not a storage URI ({e}); expected one of the schemes {OBJECT_SCHEMES}")
-    })?;
-    let cloud = match url.scheme() {
-        "s3" | "s3blob" | "s3a" => Cloud::S3,
-        "gs" | "gcs" => Cloud::Gcs,
-        "azblob" | "az" | "azure" => Cloud::Azure,
-        other => {
-            return Err(format!(
-                "{field}: storage scheme {other:?} is not supported (supported: {OBJECT_SCHEMES})"
-            ))
-        }
-    };
-    let shown = format!(
-        "{}://{}{}",
-        url.scheme(),
-        url.host_str().unwrap_or(""),
-        url.path()
-    );
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(format!(
-            "{field} {shown:?}: credentials do not belong in the config; set them in the environment"
-        ));
-    }
-    if url.port().is_some() {
-        return Err(format!(
-            "{field} {shown:?}: the bucket name cannot have a port; give an endpoint with ?endpoint= or the environment"
-        ));
-    }
-    let mut segments: Vec<String> = url
-        .path()
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            percent_encoding::percent_decode_str(s)
-                .decode_utf8_lossy()
-                .into_owned()
-        })
-        .collect();
-    // go-iiif's documentation writes `s3blob:///bucket?…`: no host, the bucket as the first path segment.
-    let bucket = match url.host_str().filter(|h| !h.is_empty()) {
-        Some(h) => h.to_string(),
-        None if !segments.is_empty() => segments.remove(0),
-        None => return Err(format!("{field} {shown:?}: no bucket name")),
-    };
-    let mut location = ObjectLocation {
-        cloud,
-        bucket,
-        prefix: String::new(),
-        region: None,
-        endpoint: None,
-    };
-    let mut prefix = segments.join("/");
-    for (name, value) in url.query_pairs() {
-        match (name.as_ref(), cloud) {
-            ("prefix", _) => prefix = join_prefix(&prefix, &value),
-            ("region", Cloud::S3) if !value.is_empty() => {
-                location.region = Some(value.into_owned())
-            }
-            ("endpoint", Cloud::S3) if !value.is_empty() => {
-                location.endpoint = Some(value.into_owned())
-            }
-            ("credentials", _) if is_environment_label(&value) => {}
-            (name, _) => ignored.push(format!("{field}?{name}")),
-        }
-    }
-    location.prefix = clean_prefix(&prefix, field)?;
-    check_bucket(&location.bucket, field)?;
-    Ok(location)
-}
-
 /// go-iiif's `{"name": "S3", "path": "bucket", "prefix": …, "region": …, "credentials": …}`.
 fn s3_entry(
     raw: &RawStore,
-    key: &str,
+    key: &'static str,
     ignored: &mut Vec<String>,
-) -> Result<ObjectLocation, String> {
+) -> Result<ObjectLocation, ConfigProblem> {
     let path = raw
         .path
         .as_deref()
         .filter(|p| !p.trim_matches('/').is_empty())
-        .ok_or_else(|| format!("{key}: an S3 entry needs \"path\": the bucket name"))?;
+        .ok_or(ConfigProblem::S3Bucket { key })?;
     if path.contains("://") {
-        return Err(format!(
-            "{key}.path: an S3 entry's path is a bucket name; give URIs as \"uri\""
-        ));
+        return Err(ConfigProblem::S3PathIsUri { key });
     }
     let path = path.trim_matches('/');
     let (bucket, in_path) = path.split_once('/').unwrap_or((path, ""));
@@ -529,49 +447,6 @@ fn s3_entry(
     };
     check_bucket(&location.bucket, key)?;
     Ok(location)
-}
-
-/// go-iiif's credential labels that mean what this tool always does: take them from the environment (which
-/// includes the instance's role).
-fn is_environment_label(label: &str) -> bool {
-    matches!(label, "" | "env:" | "iam:")
-}
-
-fn join_prefix(a: &str, b: &str) -> String {
-    [a.trim_matches('/'), b.trim_matches('/')]
-        .iter()
-        .filter(|s| !s.is_empty())
-        .copied()
-        .collect::<Vec<_>>()
-        .join("/")
-}
-
-/// A prefix of '/'-separated parts with no `.`, `..`, empty part or control character.
-fn clean_prefix(prefix: &str, field: &str) -> Result<String, String> {
-    let prefix = prefix.trim_matches('/');
-    if prefix.is_empty() {
-        return Ok(String::new());
-    }
-    for part in prefix.split('/') {
-        if part.is_empty() || part == "." || part == ".." || part.chars().any(char::is_control) {
-            return Err(format!(
-                "{field}: key prefix {prefix:?} has an empty, \".\" or \"..\" part or a control character"
-            ));
-        }
-    }
-    Ok(prefix.to_string())
-}
-
-/// Bucket (container) names: letters, digits, '.', '-' and '_', as every service allows some subset of them.
-fn check_bucket(bucket: &str, field: &str) -> Result<(), String> {
-    if bucket.is_empty()
-        || !bucket
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
-    {
-        return Err(format!("{field}: {bucket:?} is not a valid bucket name"));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

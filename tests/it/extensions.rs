@@ -1,7 +1,6 @@
 //! go-iiif's extensions: EXIF orientation, rotation -1, dither, crisp, smart crop, format "", services.
 
-mod common;
-use common::*;
+use crate::common::*;
 use image::GenericImageView;
 use serde_json::Value;
 

@@ -1,7 +1,6 @@
 //! The core: go-iiif CLI and files, every IIIF parameter form, derivatives on disk, the report, errors.
 
-mod common;
-use common::*;
+use crate::common::*;
 use image::GenericImageView;
 use serde_json::Value;
 

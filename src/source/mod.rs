@@ -1,0 +1,237 @@
+//! One source, in a straight line: read -> probe (the header, once) -> plan (every instruction resolved once)
+//! -> dry run / skip what exists -> reserve memory -> decode once -> each derivative in parallel (render,
+//! encode, write) -> services -> report. Never panics on bad input: every failure lands in the report.
+
+pub mod claims;
+pub mod plan;
+pub mod render;
+
+use crate::codec::{self, CodecError, DecodeOptions};
+use crate::naming::SourceUri;
+use crate::plan::PlannedSource;
+use crate::report::SourceReport;
+use crate::run::Budget;
+use crate::services;
+use crate::settings::Settings;
+use crate::store::Store;
+use claims::Claims;
+use plan::{DerivativeError, SourcePlan};
+use rayon::prelude::*;
+use render::Inputs;
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+/// What a source shares with the others of its run.
+pub struct Context<'a> {
+    pub settings: &'a Settings,
+    pub sources: &'a dyn Store,
+    pub derivatives: &'a dyn Store,
+    pub claims: &'a Claims,
+    pub budget: &'a Budget,
+}
+
+/// What became of one source.
+pub struct Outcome {
+    pub report: SourceReport,
+    /// Why the whole source failed (every label then carries it): one log line instead of one per label.
+    pub failure: Option<String>,
+}
+
+impl Outcome {
+    fn done(report: SourceReport) -> Outcome {
+        Outcome {
+            report,
+            failure: None,
+        }
+    }
+
+    /// Every derivative failed for the same reason.
+    fn failed(settings: &Settings, msg: String) -> Outcome {
+        let mut report = SourceReport::default();
+        for ins in &settings.instructions {
+            report.errors.insert(ins.label.clone(), msg.clone());
+        }
+        Outcome {
+            report,
+            failure: Some(msg),
+        }
+    }
+
+    /// A listed file that is not an image: reported as skipped, with the reason.
+    fn skipped(msg: String) -> Outcome {
+        Outcome {
+            report: SourceReport {
+                skipped: Some(msg),
+                ..Default::default()
+            },
+            failure: None,
+        }
+    }
+}
+
+/// Make every derivative of one source.
+pub fn process(ctx: &Context, planned: &PlannedSource) -> Outcome {
+    let settings = ctx.settings;
+    let uri = match &planned.uri {
+        Ok(u) => u,
+        Err(problem) => return Outcome::failed(settings, problem.to_string()),
+    };
+    let bytes = match ctx.sources.read(&uri.origin) {
+        Ok(b) => b,
+        Err(e) => return Outcome::failed(settings, format!("cannot read source: {e}")),
+    };
+    let where_ = ctx.sources.describe(&uri.origin);
+    let probe = match codec::probe(&bytes, settings.max_pixels) {
+        Ok(p) => p,
+        Err(e @ (CodecError::Empty | CodecError::UnknownFormat)) if planned.listed => {
+            return Outcome::skipped(format!("{where_}: {e}"))
+        }
+        Err(e) => return Outcome::failed(settings, format!("{where_}: {e}")),
+    };
+    let fingerprint = sha1_smol::Sha1::from(&bytes).digest().to_string();
+    let plan = SourcePlan::new(
+        &probe,
+        &settings.instructions,
+        settings.api,
+        settings.max_output_pixels,
+        &|ins, format| uri.derivative_path(&ins.label, &ins.request, format, &fingerprint),
+    );
+
+    let mut report = SourceReport {
+        origin: Some(uri.origin.clone()),
+        origin_uri: Some(uri.given.clone()),
+        origin_fingerprint: Some(fingerprint.clone()),
+        ..Default::default()
+    };
+    for (label, e) in &plan.failed {
+        report.errors.insert(label.clone(), e.to_string());
+    }
+    // Two sources of one run must never write the same name (naming schemes can make them meet).
+    let mut todo: Vec<usize> = Vec::new();
+    for (i, d) in plan.derivatives.iter().enumerate() {
+        match ctx.claims.claim(&d.path, &uri.given) {
+            Ok(()) => {
+                report
+                    .dimensions
+                    .insert(d.label.clone(), [d.resolved.output.0, d.resolved.output.1]);
+                report.uris.insert(d.label.clone(), d.path.clone());
+                todo.push(i);
+            }
+            Err(other) => {
+                let e = DerivativeError::Claimed {
+                    path: d.path.clone(),
+                    other,
+                };
+                report.errors.insert(d.label.clone(), e.to_string());
+            }
+        }
+    }
+    let report_key = settings
+        .report_file
+        .as_ref()
+        .map(|name| uri.report_key(name, &fingerprint))
+        .filter(|key| match ctx.claims.claim(key, &uri.given) {
+            Ok(()) => true,
+            Err(other) => {
+                report.errors.insert(
+                    "report".into(),
+                    format!("{key} is also written for {other:?} in this run; not overwritten"),
+                );
+                false
+            }
+        });
+    if settings.dry_run {
+        return Outcome::done(report);
+    }
+
+    let mut previous: Option<SourceReport> = None;
+    if settings.skip_existing {
+        todo.retain(|&i| {
+            !ctx.derivatives
+                .exists(&plan.derivatives[i].path)
+                .unwrap_or(false)
+        });
+        previous = report_key
+            .as_ref()
+            .and_then(|k| ctx.derivatives.read(k).ok())
+            .and_then(|b| serde_json::from_slice::<BTreeMap<String, SourceReport>>(&b).ok())
+            .and_then(|mut m| m.remove(&uri.given));
+        let services_known = settings.config.services.is_empty() || previous.is_some();
+        if todo.is_empty() && services_known && (report_key.is_none() || previous.is_some()) {
+            if let Some(p) = previous {
+                report.take_services(p);
+            }
+            return Outcome::done(report);
+        }
+    }
+
+    // Reserve the memory this source needs before a pixel is decoded; wait while other sources use it.
+    let need = plan.memory_need(&todo, bytes.len() as u64);
+    let _reservation = match ctx.budget.reserve(need) {
+        Ok(r) => r,
+        Err(e) => return Outcome::failed(settings, format!("{where_}: {e}")),
+    };
+    let opts = DecodeOptions {
+        max_pixels: settings.max_pixels,
+        min: plan.decode_min(),
+        accept_damaged: settings.accept_damaged,
+    };
+    let decoded = match codec::decode_with(&bytes, &opts) {
+        Ok(d) => d,
+        Err(e) => return Outcome::failed(settings, format!("{where_}: {e}")),
+    };
+    // Possibly smaller than `plan.upright` (a reduced decode); requests were resolved against `plan.upright`.
+    let upright = codec::orient(decoded.image, decoded.orientation);
+    let intermediate = plan
+        .intermediate(&todo, (upright.width(), upright.height()))
+        .and_then(|((w, h), scale)| {
+            let full = (0.0, 0.0, upright.width() as f64, upright.height() as f64);
+            crate::pipeline::crop_resize(&upright, full, w, h)
+                .ok()
+                .map(|i| (i, scale))
+        });
+    let inputs = Inputs {
+        bytes: &bytes,
+        upright: &upright,
+        stored: OnceLock::new(),
+        intermediate,
+        analysis: OnceLock::new(),
+        orientation: decoded.orientation,
+        icc: decoded.icc.as_deref(),
+        jpeg_quality: settings.jpeg_quality,
+    };
+    let failures: Vec<(String, DerivativeError)> = todo
+        .par_iter()
+        .filter_map(|&i| {
+            let d = &plan.derivatives[i];
+            let made = render::render(d, &inputs)
+                .and_then(|b| ctx.derivatives.write(&d.path, &b).map_err(Into::into));
+            made.err().map(|e| (d.label.clone(), e))
+        })
+        .collect();
+    for (label, e) in failures {
+        report.uris.remove(&label);
+        report.dimensions.remove(&label);
+        report.errors.insert(label, e.to_string());
+    }
+    match previous {
+        Some(p) if !settings.config.services.is_empty() => report.take_services(p),
+        _ => services::describe(&settings.config, inputs.analysis(), &mut report),
+    }
+    if let Some(key) = report_key {
+        write_report(ctx.derivatives, &key, uri, &mut report);
+    }
+    Outcome::done(report)
+}
+
+/// The source's own report file, written last, so a report on disk means every derivative it names is complete.
+fn write_report(out: &dyn Store, key: &str, uri: &SourceUri, report: &mut SourceReport) {
+    let mut one = BTreeMap::new();
+    one.insert(uri.given.clone(), &*report);
+    let json = crate::report::to_pretty_json(&one);
+    if let Err(e) = out.write(key, json.as_bytes()) {
+        report
+            .errors
+            .insert("report".into(), format!("cannot write report: {e}"));
+    }
+}

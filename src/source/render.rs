@@ -1,0 +1,76 @@
+//! One derivative's bytes, from the decoded source and its own plan: a byte copy, or pixels through the pipeline
+//! and an encoder. Chooses what to call; the image math is the pipeline's.
+
+use super::plan::{Derivative, DerivativeError, SourcePlan};
+use crate::codec::{self, EncodeOptions, Orientation};
+use crate::pipeline;
+use image::{DynamicImage, RgbImage};
+use std::sync::OnceLock;
+
+/// What the derivatives of one source are made from.
+pub struct Inputs<'a> {
+    /// The source file, for byte copies.
+    pub bytes: &'a [u8],
+    /// The decoded pixels, upright (possibly reduced by the decoder).
+    pub upright: &'a DynamicImage,
+    /// The pixels as stored, made from `upright` the first time a rotation `-1` derivative needs them.
+    pub stored: OnceLock<DynamicImage>,
+    /// The shared downscaled copy of `upright`, with its scale relative to the full upright image.
+    pub intermediate: Option<(DynamicImage, f64)>,
+    /// The small copy for smart crops and services, made at most once, always from `upright`.
+    pub analysis: OnceLock<Option<RgbImage>>,
+    pub orientation: Orientation,
+    pub icc: Option<&'a [u8]>,
+    pub jpeg_quality: u8,
+}
+
+impl Inputs<'_> {
+    /// The analysis copy; from the upright image, so services do not depend on which derivatives a run makes.
+    pub fn analysis(&self) -> Option<&RgbImage> {
+        self.analysis
+            .get_or_init(|| pipeline::analysis_copy(self.upright).ok())
+            .as_ref()
+    }
+
+    fn stored(&self) -> &DynamicImage {
+        self.stored.get_or_init(|| {
+            codec::orient(
+                self.upright.clone(),
+                codec::inverse_orientation(self.orientation),
+            )
+        })
+    }
+}
+
+/// The encoded bytes of derivative `d`.
+pub fn render(d: &Derivative, inputs: &Inputs) -> Result<Vec<u8>, DerivativeError> {
+    if d.copy {
+        // Lossless and nearly free: the stored file already is this derivative.
+        return Ok(inputs.bytes.to_vec());
+    }
+    let src = if d.from_stored {
+        inputs.stored()
+    } else {
+        match &inputs.intermediate {
+            Some((image, scale)) if SourcePlan::uses_intermediate(d, *scale) => image,
+            _ => inputs.upright,
+        }
+    };
+    let smart = matches!(d.resolved.region, crate::iiif::ResolvedRegion::Smart { .. });
+    let analysis = if smart && !d.from_stored {
+        inputs.analysis()
+    } else {
+        None
+    };
+    let pixels = pipeline::render(src, d.frame, &d.resolved, analysis, d.format.has_alpha())?;
+    let opts = EncodeOptions {
+        jpeg_quality: inputs.jpeg_quality,
+        // go-iiif's rotation -1 keeps the pixels as stored, so the JPEG keeps the tag that turns them upright.
+        exif_orientation: (!d.resolved.auto_orient
+            && inputs.orientation != Orientation::NoTransforms
+            && d.format == codec::Format::Jpeg)
+            .then_some(inputs.orientation),
+        icc: inputs.icc,
+    };
+    Ok(codec::encode(&pixels, d.format, &opts)?)
+}

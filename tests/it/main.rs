@@ -1,0 +1,13 @@
+//! The integration tests: one binary (so the library and its dependencies are linked once), one module per topic.
+//! Each drives the built `iiif-process` binary on real image files.
+
+mod common;
+
+mod batch;
+mod deploy;
+mod extensions;
+mod hostile;
+mod naming;
+mod process;
+mod s3;
+mod scale;
