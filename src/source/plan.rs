@@ -254,15 +254,30 @@ impl SourcePlan {
     pub fn memory_need(&self, todo: &[usize], file_len: u64) -> u64 {
         let pixels = |(w, h): (u32, u32)| w as u64 * h as u64;
         let decoded = match self.decode_min() {
-            // A reduced decode is at least the minimum and at most twice it per side.
-            Some(min) => pixels(min).saturating_mul(4).min(pixels(self.stored)),
-            None => pixels(self.stored),
+            // A reduced (DCT-scaled) JPEG decode is at least the minimum and at most twice it per side; other
+            // formats decode at full size.
+            Some(min) if self.format == codec::Format::Jpeg => {
+                pixels(min).saturating_mul(4).min(pixels(self.stored))
+            }
+            _ => pixels(self.stored),
         };
         let any_stored = todo.iter().any(|&i| self.derivatives[i].from_stored);
-        // The frame at its own depth, the 8-bit frame, the upright copy, the stored copy when needed.
-        let frames =
-            decoded.saturating_mul(self.bytes_per_pixel + 4 + 4 + if any_stored { 4 } else { 0 });
-        let intermediate = decoded; // at most a quarter of the frame, at 4 bytes a pixel
+        // The frame at its own depth; an 8-bit copy when that depth is more (16-bit or float); an upright copy
+        // when the EXIF orientation turns it; the stored copy for rotation -1; the intermediate (at most a
+        // quarter of the frame at 4 bytes a pixel).
+        let depth = self.bytes_per_pixel;
+        let eight_bit = match depth {
+            1 | 3 | 4 => 0,
+            2 => 1,
+            _ => 4,
+        };
+        let upright = if self.orientation == Orientation::NoTransforms {
+            0
+        } else {
+            4
+        };
+        let stored = if any_stored { 4 } else { 0 };
+        let frames = decoded.saturating_mul(depth + eight_bit + upright + stored + 1);
         let outputs: u64 = todo
             .iter()
             .map(|&i| &self.derivatives[i])
@@ -272,7 +287,6 @@ impl SourcePlan {
         file_len
             .saturating_mul(2)
             .saturating_add(frames)
-            .saturating_add(intermediate)
             .saturating_add(outputs)
     }
 }
@@ -378,13 +392,26 @@ mod tests {
     }
 
     #[test]
+    fn only_a_jpeg_is_counted_at_its_reduced_scale() {
+        let set = [ins("a", "full", "!100,100", "0", "jpg")];
+        let jpeg = probe(4000, 3000, Orientation::NoTransforms);
+        let png = Probe {
+            format: codec::Format::Png,
+            ..jpeg
+        };
+        let (j, p) = (plan(&jpeg, &set), plan(&png, &set));
+        assert!(j.memory_need(&[0], 0) < 12_000_000);
+        assert!(p.memory_need(&[0], 0) >= 12_000_000 * 4);
+    }
+
+    #[test]
     fn memory_need_grows_with_the_frame_and_the_outputs() {
         let small = [ins("a", "full", "!100,100", "0", "jpg")];
         let big = [ins("a", "full", "full", "0", "png")];
         let p = probe(4000, 3000, Orientation::NoTransforms);
         let (a, b) = (plan(&p, &small), plan(&p, &big));
         assert!(a.memory_need(&[0], 1 << 20) < b.memory_need(&[0], 1 << 20));
-        // A full decode of 12 MP keeps at least three frames alive.
-        assert!(b.memory_need(&[0], 0) >= 12_000_000 * 11);
+        // A full decode of 12 MP keeps the frame and the full-size output alive.
+        assert!(b.memory_need(&[0], 0) >= 12_000_000 * 3 + 12_000_000 * 4);
     }
 }

@@ -7,6 +7,8 @@ mod batch;
 mod deploy;
 mod extensions;
 mod hostile;
+mod limits;
+mod messages;
 mod naming;
 mod process;
 mod s3;
