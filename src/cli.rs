@@ -117,8 +117,19 @@ impl Args {
     }
 }
 
+/// Why a `-max-memory` value is not a size.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum SizeError {
+    #[error("{0:?}: unknown unit {1:?} (use K, M, G or T)")]
+    Unit(String, char),
+    #[error("{0:?} is not a size (e.g. 4G, 512M, 1073741824)")]
+    NotANumber(String),
+    #[error("{0:?} is not a usable size")]
+    Range(String),
+}
+
 /// A byte size: a number with an optional K, M, G or T suffix (powers of 1024; `B`, `iB` allowed after it).
-fn parse_size(s: &str) -> Result<u64, String> {
+fn parse_size(s: &str) -> Result<u64, SizeError> {
     let t = s.trim();
     let t = t
         .strip_suffix("iB")
@@ -131,7 +142,7 @@ fn parse_size(s: &str) -> Result<u64, String> {
                 'M' => 20,
                 'G' => 30,
                 'T' => 40,
-                _ => return Err(format!("{s:?}: unknown unit {c:?} (use K, M, G or T)")),
+                _ => return Err(SizeError::Unit(s.to_string(), c)),
             };
             (&t[..i], shift)
         }
@@ -140,10 +151,10 @@ fn parse_size(s: &str) -> Result<u64, String> {
     let n: f64 = num
         .trim()
         .parse()
-        .map_err(|_| format!("{s:?} is not a size (e.g. 4G, 512M, 1073741824)"))?;
+        .map_err(|_| SizeError::NotANumber(s.to_string()))?;
     let bytes = n * (1u64 << shift) as f64;
     if !(bytes >= 1.0 && bytes < u64::MAX as f64) {
-        return Err(format!("{s:?} is not a usable size"));
+        return Err(SizeError::Range(s.to_string()));
     }
     Ok(bytes as u64)
 }

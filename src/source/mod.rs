@@ -117,7 +117,7 @@ pub fn process(ctx: &Context, planned: &PlannedSource) -> Outcome {
                 report.uris.insert(d.label.clone(), d.path.clone());
                 todo.push(i);
             }
-            Err(other) => {
+            Err(claims::Owner(other)) => {
                 let e = DerivativeError::Claimed {
                     path: d.path.clone(),
                     other,
@@ -132,7 +132,7 @@ pub fn process(ctx: &Context, planned: &PlannedSource) -> Outcome {
         .map(|name| uri.report_key(name, &fingerprint))
         .filter(|key| match ctx.claims.claim(key, &uri.given) {
             Ok(()) => true,
-            Err(other) => {
+            Err(claims::Owner(other)) => {
                 report.errors.insert(
                     "report".into(),
                     format!("{key} is also written for {other:?} in this run; not overwritten"),
