@@ -1,118 +1,90 @@
-//! JPEG decode with DCT-domain downscaling, and encode with EXIF / ICC segments, on libjpeg-turbo through the
+//! The `jpeg` interface on libjpeg-turbo: decode with DCT-domain downscaling, and encode, through the
 //! `turbojpeg` crate (which builds the bundled libjpeg-turbo with cmake and nasm). The fastest JPEG path: used
 //! whenever the crate is built with its default `turbojpeg` feature.
 
+use super::jpeg::{self, damaged};
+use super::metadata::JpegHeader;
+use super::CodecError;
 use image::{DynamicImage, GrayImage, RgbImage};
-use turbojpeg::{Colorspace, Compressor, Decompressor, Image, PixelFormat, ScalingFactor, Subsamp};
-
-#[derive(Debug, thiserror::Error)]
-pub enum JpegError {
-    #[error("JPEG is {width}x{height} = {pixels} pixels, over the limit of {limit} pixels")]
-    TooLarge {
-        width: u32,
-        height: u32,
-        pixels: u64,
-        limit: u64,
-    },
-    /// Includes libjpeg warnings (corrupt or truncated entropy data): TurboJPEG reports them as failures.
-    #[error("cannot decode jpeg: {0}")]
-    Decode(String),
-    #[error("cannot encode jpeg: {0}")]
-    Encode(String),
-    #[error("cannot encode jpeg: pixel format {0:?} is not Rgb8 or Luma8")]
-    UnsupportedColor(image::ColorType),
-    #[error("cannot encode jpeg: quality {0} is not in 1..=100")]
-    BadQuality(u8),
-    #[error("cannot encode jpeg: EXIF block of {0} bytes does not fit one APP1 segment (max {MAX_EXIF})")]
-    ExifTooLarge(usize),
-    #[error("cannot encode jpeg: ICC profile of {0} bytes is empty or over {MAX_ICC} bytes")]
-    BadIcc(usize),
-}
+use turbojpeg::{Compressor, Decompressor, Image, PixelFormat, ScalingFactor, Subsamp};
 
 /// Progressive JPEGs from real encoders have at most a few dozen scans; thousands of tiny scans are a
 /// known way to make a small file cost minutes of CPU. Refuse beyond this.
 const MAX_SCANS: u32 = 500;
-/// APP1 payload: 2 length bytes + "Exif\0\0" + TIFF data <= 65535.
-pub const MAX_EXIF: usize = 65535 - 2 - 6;
-/// ICC profiles are split over at most 255 APP2 segments of 65519 data bytes each.
-const ICC_CHUNK: usize = 65535 - 2 - 14;
-pub const MAX_ICC: usize = 255 * ICC_CHUNK;
 
-fn dec_err(e: turbojpeg::Error) -> JpegError {
-    JpegError::Decode(e.to_string())
+fn enc_err(e: turbojpeg::Error) -> CodecError {
+    CodecError::Encode {
+        format: "jpeg",
+        message: e.to_string(),
+    }
 }
 
-fn enc_err(e: turbojpeg::Error) -> JpegError {
-    JpegError::Encode(e.to_string())
+/// libjpeg's warnings about the entropy-coded data (JWRN_HIT_MARKER, JWRN_EXTRANEOUS_DATA, JWRN_HUFF_BAD_CODE,
+/// JWRN_JPEG_EOF, ...). TurboJPEG reports them as failures, with only the message to tell them apart.
+fn is_corrupt_data(e: &turbojpeg::Error) -> bool {
+    let message = e.to_string();
+    message.contains("Corrupt JPEG data") || message.contains("Premature end of JPEG file")
 }
 
-/// Decode a JPEG at the largest DCT reduction (1/8, 1/4, 1/2 or 1) whose result is still at least min_w x min_h
-/// (in stored orientation); None = full size. Refuse before allocating if the header's width*height > max_pixels.
-/// Returns the pixels (Rgb8, or Luma8 for grayscale JPEGs; CMYK converted to RGB) and the full stored dimensions.
-pub fn decode_jpeg(
+/// Decode at 1/`denom` of the frame. A file libjpeg-turbo refuses for another reason than damage goes to
+/// zune-jpeg, which reads some files libjpeg does not; damaged data accepted by the caller is decoded by
+/// zune-jpeg too, leniently, at full size.
+pub fn decode(
     bytes: &[u8],
-    min: Option<(u32, u32)>,
-    max_pixels: u64,
-) -> Result<(DynamicImage, (u32, u32)), JpegError> {
-    let mut dec = Decompressor::new().map_err(dec_err)?;
-    let header = dec.read_header(bytes).map_err(dec_err)?;
-    let too_big = || {
-        JpegError::Decode(format!(
-            "dimensions {}x{} out of range",
-            header.width, header.height
-        ))
-    };
-    let width = u32::try_from(header.width).map_err(|_| too_big())?;
-    let height = u32::try_from(header.height).map_err(|_| too_big())?;
-    if width == 0 || height == 0 {
-        return Err(too_big());
+    header: &JpegHeader,
+    denom: u32,
+    accept_damaged: bool,
+) -> Result<DynamicImage, CodecError> {
+    match decode_turbo(bytes, header, denom) {
+        Ok(image) => Ok(image),
+        Err(Refused::Fatal(e)) => Err(e),
+        Err(Refused::Turbo(e)) if is_corrupt_data(&e) && !accept_damaged => Err(damaged(e)),
+        Err(Refused::Turbo(_)) => jpeg::decode_zune(bytes, header, !accept_damaged),
     }
-    let pixels = u64::from(width) * u64::from(height);
-    if pixels > max_pixels {
-        return Err(JpegError::TooLarge {
-            width,
-            height,
-            pixels,
-            limit: max_pixels,
-        });
-    }
+}
 
-    // libjpeg's scaled size is ceil(dim * 1/d). Pick the largest d that still covers `min`.
-    let denom = match min {
-        None => 1,
-        Some((min_w, min_h)) => [8u32, 4, 2]
-            .into_iter()
-            .find(|d| width.div_ceil(*d) >= min_w && height.div_ceil(*d) >= min_h)
-            .unwrap_or(1),
-    };
+/// Why libjpeg-turbo gave no pixels: an error of ours that no other decoder would avoid, or its own.
+enum Refused {
+    Fatal(CodecError),
+    Turbo(turbojpeg::Error),
+}
+
+fn decode_turbo(bytes: &[u8], header: &JpegHeader, denom: u32) -> Result<DynamicImage, Refused> {
+    let mut dec = Decompressor::new().map_err(Refused::Turbo)?;
     let factor = ScalingFactor::new(1, denom as usize);
-    dec.set_scaling_factor(factor).map_err(dec_err)?;
-    dec.set_scan_limit(MAX_SCANS).map_err(dec_err)?;
-    let out = header.scaled(factor);
-
-    let format = match header.colorspace {
-        Colorspace::Gray => PixelFormat::GRAY,
-        Colorspace::CMYK | Colorspace::YCCK => PixelFormat::CMYK,
+    dec.set_scaling_factor(factor).map_err(Refused::Turbo)?;
+    dec.set_scan_limit(MAX_SCANS).map_err(Refused::Turbo)?;
+    let format = match header.components {
+        1 => PixelFormat::GRAY,
+        4 => PixelFormat::CMYK,
         _ => PixelFormat::RGB,
     };
-    let len = out
-        .width
-        .checked_mul(out.height)
+    let (width, height) = (
+        header.width.div_ceil(denom) as usize,
+        header.height.div_ceil(denom) as usize,
+    );
+    // Sizes come from the header (at most 65535 a side, under the pixel limit): checked arithmetic and a
+    // fallible reservation, so that a failure is an error for this source and not an abort.
+    let len = width
+        .checked_mul(height)
         .and_then(|n| n.checked_mul(format.size()))
-        .ok_or_else(too_big)?;
+        .ok_or_else(|| Refused::Fatal(out_of_memory(usize::MAX)))?;
+    let mut pixels = Vec::new();
+    pixels
+        .try_reserve_exact(len)
+        .map_err(|_| Refused::Fatal(out_of_memory(len)))?;
+    pixels.resize(len, 0);
     let mut image = Image {
-        pixels: vec![0u8; len],
-        width: out.width,
-        pitch: out.width * format.size(),
-        height: out.height,
+        pixels,
+        width,
+        pitch: width * format.size(),
+        height,
         format,
     };
     dec.decompress(bytes, image.as_deref_mut())
-        .map_err(dec_err)?;
-
-    // out.width/height <= header dims, which fit u32 (checked above).
-    let (ow, oh) = (out.width as u32, out.height as u32);
-    let img = match format {
+        .map_err(Refused::Turbo)?;
+    let (ow, oh) = (width as u32, height as u32);
+    match format {
         PixelFormat::GRAY => {
             GrayImage::from_raw(ow, oh, image.pixels).map(DynamicImage::ImageLuma8)
         }
@@ -121,8 +93,19 @@ pub fn decode_jpeg(
         }
         _ => RgbImage::from_raw(ow, oh, image.pixels).map(DynamicImage::ImageRgb8),
     }
-    .ok_or_else(|| JpegError::Decode("decoder returned a buffer of the wrong size".into()))?;
-    Ok((img, (width, height)))
+    .ok_or_else(|| {
+        Refused::Fatal(CodecError::Decode {
+            format: "jpeg",
+            message: "decoder returned a buffer of the wrong size".into(),
+        })
+    })
+}
+
+fn out_of_memory(bytes: usize) -> CodecError {
+    CodecError::OutOfMemory {
+        what: "jpeg pixels",
+        bytes,
+    }
 }
 
 /// libjpeg hands back CMYK as stored. Nearly every CMYK JPEG is Adobe's (APP14), which stores the inks
@@ -139,104 +122,37 @@ fn cmyk_to_rgb(cmyk: &[u8]) -> Vec<u8> {
     rgb
 }
 
-/// Encode Rgb8 or Luma8 at `quality`, optionally embedding an EXIF APP1 (raw TIFF bytes after "Exif\0\0") and an ICC profile.
-/// Baseline, standard Huffman tables, 4:2:0 for colour: libjpeg-turbo's fast path (`cjpeg -quality q`).
-pub fn encode_jpeg(
-    img: &DynamicImage,
-    quality: u8,
-    exif: Option<&[u8]>,
-    icc: Option<&[u8]>,
-) -> Result<Vec<u8>, JpegError> {
-    if !(1..=100).contains(&quality) {
-        return Err(JpegError::BadQuality(quality));
-    }
-    if let Some(e) = exif {
-        if e.len() > MAX_EXIF {
-            return Err(JpegError::ExifTooLarge(e.len()));
-        }
-    }
-    if let Some(p) = icc {
-        if p.is_empty() || p.len() > MAX_ICC {
-            return Err(JpegError::BadIcc(p.len()));
-        }
-    }
+/// Encode Rgb8 or Luma8 at `quality` (1 to 100). Baseline, standard Huffman tables, 4:2:0 for colour:
+/// libjpeg-turbo's fast path (`cjpeg -quality q`).
+pub fn encode(img: &DynamicImage, quality: u8) -> Result<Vec<u8>, CodecError> {
     let (pixels, format, subsamp) = match img {
         DynamicImage::ImageRgb8(i) => (i.as_raw().as_slice(), PixelFormat::RGB, Subsamp::Sub2x2),
         DynamicImage::ImageLuma8(i) => (i.as_raw().as_slice(), PixelFormat::GRAY, Subsamp::Gray),
-        other => return Err(JpegError::UnsupportedColor(other.color())),
+        other => {
+            return Err(CodecError::Encode {
+                format: "jpeg",
+                message: format!("pixel format {:?} is not Rgb8 or Luma8", other.color()),
+            })
+        }
     };
     let (w, h) = (img.width() as usize, img.height() as usize);
     let mut c = Compressor::new().map_err(enc_err)?;
     c.set_quality(i32::from(quality)).map_err(enc_err)?;
     c.set_subsamp(subsamp).map_err(enc_err)?;
-    let jpeg = c
-        .compress_to_vec(Image {
-            pixels,
-            width: w,
-            pitch: w * format.size(),
-            height: h,
-            format,
-        })
-        .map_err(enc_err)?;
-    if exif.is_none() && icc.is_none() {
-        return Ok(jpeg);
-    }
-    insert_segments(&jpeg, exif, icc)
-}
-
-/// Insert APP1 Exif and APP2 ICC_PROFILE segments after SOI and the JFIF APP0 (the order libjpeg's
-/// jpeg_write_marker would give).
-fn insert_segments(
-    jpeg: &[u8],
-    exif: Option<&[u8]>,
-    icc: Option<&[u8]>,
-) -> Result<Vec<u8>, JpegError> {
-    if jpeg.len() < 4 || jpeg[..2] != [0xFF, 0xD8] {
-        return Err(JpegError::Encode(
-            "encoder output does not start with SOI".into(),
-        ));
-    }
-    let mut at = 2;
-    if jpeg[2..4] == [0xFF, 0xE0] {
-        let len = jpeg
-            .get(4..6)
-            .map(|l| usize::from(u16::from_be_bytes([l[0], l[1]])))
-            .ok_or_else(|| JpegError::Encode("short APP0".into()))?;
-        at = 4 + len;
-        if at > jpeg.len() {
-            return Err(JpegError::Encode("APP0 runs past the end".into()));
-        }
-    }
-    let extra = exif.map_or(0, |e| e.len() + 10)
-        + icc.map_or(0, |p| p.len() + 18 * p.len().div_ceil(ICC_CHUNK));
-    let mut out = Vec::with_capacity(jpeg.len() + extra);
-    out.extend_from_slice(&jpeg[..at]);
-    let mut segment = |marker: u8, parts: &[&[u8]]| {
-        let len: usize = 2 + parts.iter().map(|p| p.len()).sum::<usize>();
-        out.extend_from_slice(&[0xFF, marker]);
-        // Sizes were checked against MAX_EXIF / ICC_CHUNK, so len <= 65535.
-        out.extend_from_slice(&(len as u16).to_be_bytes());
-        for p in parts {
-            out.extend_from_slice(p);
-        }
-    };
-    if let Some(e) = exif {
-        segment(0xE1, &[b"Exif\0\0", e]);
-    }
-    if let Some(p) = icc {
-        let n = p.len().div_ceil(ICC_CHUNK);
-        for (i, chunk) in p.chunks(ICC_CHUNK).enumerate() {
-            // n <= 255 because p.len() <= MAX_ICC.
-            segment(0xE2, &[b"ICC_PROFILE\0", &[(i + 1) as u8, n as u8], chunk]);
-        }
-    }
-    out.extend_from_slice(&jpeg[at..]);
-    Ok(out)
+    c.compress_to_vec(Image {
+        pixels,
+        width: w,
+        pitch: w * format.size(),
+        height: h,
+        format,
+    })
+    .map_err(enc_err)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::metadata::jpeg_header;
 
     fn gradient(w: u32, h: u32) -> DynamicImage {
         DynamicImage::ImageRgb8(RgbImage::from_fn(w, h, |x, y| {
@@ -245,43 +161,28 @@ mod tests {
     }
 
     #[test]
-    fn scaled_decodes_cover_the_minimum() {
-        let jpeg = encode_jpeg(&gradient(640, 480), 90, None, None).unwrap();
-        for (min, want) in [
-            (None, (640, 480)),
-            (Some((320, 240)), (320, 240)),
-            (Some((321, 10)), (640, 480)),
-            (Some((100, 100)), (160, 120)),
-            (Some((1, 1)), (80, 60)),
-        ] {
-            let (img, full) = decode_jpeg(&jpeg, min, u64::MAX).unwrap();
-            assert_eq!(full, (640, 480));
-            assert_eq!((img.width(), img.height()), want, "{min:?}");
+    fn scaled_decodes_have_the_asked_scale() {
+        let jpeg = encode(&gradient(640, 480), 90).unwrap();
+        let header = jpeg_header(&jpeg).unwrap();
+        for (denom, want) in [(1, (640, 480)), (2, (320, 240)), (8, (80, 60))] {
+            let img = decode(&jpeg, &header, denom, false).unwrap();
+            assert_eq!((img.width(), img.height()), want, "1/{denom}");
         }
-        assert!(matches!(
-            decode_jpeg(&jpeg, None, 1000),
-            Err(JpegError::TooLarge { .. })
-        ));
     }
 
     #[test]
-    fn grey_stays_grey_and_segments_are_written() {
+    fn grey_stays_grey() {
         let grey = DynamicImage::ImageLuma8(GrayImage::from_pixel(16, 8, image::Luma([90])));
-        let icc = vec![7u8; 70_000]; // two APP2 chunks
-        let tiff = b"MM\0\x2a\0\0\0\x08\0\0";
-        let jpeg = encode_jpeg(&grey, 85, Some(tiff), Some(&icc)).unwrap();
-        let (img, _) = decode_jpeg(&jpeg, None, u64::MAX).unwrap();
+        let jpeg = encode(&grey, 85).unwrap();
+        let img = decode(&jpeg, &jpeg_header(&jpeg).unwrap(), 1, false).unwrap();
         assert!(matches!(img, DynamicImage::ImageLuma8(_)));
-        let mut d = zune_jpeg::JpegDecoder::new(zune_core::bytestream::ZCursor::new(&jpeg[..]));
-        d.decode_headers().unwrap();
-        assert_eq!(d.icc_profile().unwrap(), icc);
-        assert_eq!(&d.exif().unwrap()[..], &tiff[..]);
     }
 
     #[test]
     fn garbage_is_an_error() {
-        assert!(decode_jpeg(b"\xFF\xD8\xFF\xE0nonsense", None, u64::MAX).is_err());
-        let jpeg = encode_jpeg(&gradient(64, 64), 90, None, None).unwrap();
-        assert!(decode_jpeg(&jpeg[..jpeg.len() / 2], None, u64::MAX).is_err());
+        let jpeg = encode(&gradient(64, 64), 90).unwrap();
+        let header = jpeg_header(&jpeg).unwrap();
+        assert!(decode(b"\xFF\xD8\xFF\xE0nonsense", &header, 1, false).is_err());
+        assert!(decode(&jpeg[..jpeg.len() / 2], &header, 1, false).is_err());
     }
 }

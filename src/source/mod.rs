@@ -176,7 +176,7 @@ pub fn process(ctx: &Context, planned: &PlannedSource) -> Outcome {
         min: plan.decode_min(),
         accept_damaged: settings.accept_damaged,
     };
-    let decoded = match codec::decode_with(&bytes, &opts) {
+    let decoded = match codec::decode_with(&bytes, &probe, &opts) {
         Ok(d) => d,
         Err(e) => return Outcome::failed(settings, format!("{where_}: {e}")),
     };

@@ -310,6 +310,7 @@ mod tests {
             height: h,
             orientation: o,
             bytes_per_pixel: 3,
+            header: Default::default(),
         }
     }
 

@@ -272,3 +272,70 @@ fn unusual_but_valid_images_work() {
         serde_json::json!([64, 1])
     );
 }
+
+#[test]
+fn damaged_jpeg_fails_unless_accepted() {
+    // A real photo with 16 bytes cut out of its scan data: libjpeg-turbo and zune-jpeg both find it corrupt.
+    fails_alone(
+        "damaged.jpg",
+        hostile("damaged.jpg"),
+        &["damaged jpeg", "-accept-damaged"],
+    );
+    let s = Setup::new(FULL_CONFIG, ONE, &[("damaged.jpg", hostile("damaged.jpg"))]);
+    let out = s.run(&["-uri", "damaged.jpg", "-accept-damaged"]);
+    assert_exit(&out, 0);
+    assert_eq!(
+        stdout_json(&out)["damaged.jpg"]["dimensions"]["n"],
+        serde_json::json!([64, 43])
+    );
+    assert!(s.path("out/damaged.jpg/full/!64,64/0/color.jpg").is_file());
+}
+
+/// A PNG whose iCCP chunk is a small deflate stream of `icc_len` zero bytes (correct CRCs).
+fn png_with_icc_bomb(icc_len: usize) -> Vec<u8> {
+    let png = std::fs::read(fixture("rgb.png")).unwrap();
+    let mut data = b"bomb\0\0".to_vec();
+    data.extend(fdeflate::compress_to_vec(&vec![0u8; icc_len]));
+    let mut chunk = (data.len() as u32).to_be_bytes().to_vec();
+    chunk.extend_from_slice(b"iCCP");
+    chunk.extend_from_slice(&data);
+    let mut crc = !0u32;
+    for &b in &chunk[4..] {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = (crc >> 1) ^ (0xEDB8_8320 & (crc & 1).wrapping_neg());
+        }
+    }
+    chunk.extend_from_slice(&(!crc).to_be_bytes());
+    // After the signature (8 bytes) and IHDR (25 bytes).
+    [&png[..33], &chunk[..], &png[33..]].concat()
+}
+
+#[test]
+fn png_icc_bomb_decodes_in_little_memory() {
+    // 256 MiB of profile from 1.3 MB: the png crate alone would inflate all of it.
+    let dir = tempdir();
+    let file = dir.path().join("bomb.png");
+    std::fs::write(&file, png_with_icc_bomb(256 << 20)).unwrap();
+    let s = Setup::new(FULL_CONFIG, ONE, &[("bomb.png", file)]);
+    let time = std::path::Path::new("/usr/bin/time");
+    let out = if time.is_file() {
+        // Peak resident memory in KB, on stderr's last line.
+        let inner = s.command(&["-uri", "bomb.png"]);
+        let mut cmd = std::process::Command::new(time);
+        cmd.arg("-f")
+            .arg("%M")
+            .arg(inner.get_program())
+            .args(inner.get_args())
+            .current_dir(s.dir.path());
+        let out = cmd.output().unwrap();
+        let err = stderr(&out);
+        let peak_kb: u64 = err.lines().last().unwrap().trim().parse().unwrap();
+        assert!(peak_kb < 200_000, "peak {peak_kb} KB:\n{err}");
+        out
+    } else {
+        s.run(&["-uri", "bomb.png"])
+    };
+    assert_exit(&out, 0);
+    assert!(s.path("out/bomb.png/full/!64,64/0/color.jpg").is_file());
+}

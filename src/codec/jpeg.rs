@@ -1,0 +1,179 @@
+//! The one JPEG interface. Two implementations of the same pair of functions, chosen here once by feature:
+//! `jpeg_turbo` (libjpeg-turbo, the default) and `jpeg_rust` (zune-jpeg, jpeg-decoder for DCT-scaled decodes,
+//! jpeg-encoder). Each backend provides
+//!
+//! - `decode(bytes, header, denom, accept_damaged) -> Result<DynamicImage, CodecError>`: the pixels at 1/`denom`
+//!   of the frame (Rgb8, or Luma8 for grey; CMYK converted), a decoder's warning about corrupt data being
+//!   [`CodecError::Damaged`] unless `accept_damaged`;
+//! - `encode(image, quality) -> Result<Vec<u8>, CodecError>`: Rgb8 or Luma8 pixels, no metadata.
+//!
+//! What both share is here or in `metadata`: the header (read once, by `probe`), the truncation check, the DCT
+//! scale choice, pixel conversions before encoding, EXIF and ICC segments.
+
+#[cfg(not(feature = "turbojpeg"))]
+use super::jpeg_rust as backend;
+#[cfg(feature = "turbojpeg")]
+use super::jpeg_turbo as backend;
+
+use super::metadata::{self, JpegHeader};
+use super::{CodecError, Orientation};
+use image::DynamicImage;
+
+/// Decode at the smallest DCT scale (1/8, 1/4, 1/2 or 1) that still has at least `min` pixels per side (stored
+/// orientation), full size for `None`.
+pub fn decode(
+    bytes: &[u8],
+    header: &JpegHeader,
+    min: Option<(u32, u32)>,
+    accept_damaged: bool,
+) -> Result<DynamicImage, CodecError> {
+    if metadata::jpeg_is_truncated(bytes) {
+        return Err(CodecError::Decode {
+            format: "jpeg",
+            message: "truncated: the file ends before the image data does".into(),
+        });
+    }
+    backend::decode(bytes, header, dct_denominator(header, min), accept_damaged)
+}
+
+/// The largest DCT reduction whose result still covers `min`. A scaled side is ceil(side / denom), in
+/// libjpeg and jpeg-decoder alike.
+fn dct_denominator(header: &JpegHeader, min: Option<(u32, u32)>) -> u32 {
+    let Some((min_w, min_h)) = min else {
+        return 1;
+    };
+    [8u32, 4, 2]
+        .into_iter()
+        .find(|d| header.width.div_ceil(*d) >= min_w && header.height.div_ceil(*d) >= min_h)
+        .unwrap_or(1)
+}
+
+/// The error for data a decoder found corrupt.
+pub fn damaged(message: impl std::fmt::Display) -> CodecError {
+    CodecError::Damaged {
+        format: "jpeg",
+        message: message.to_string(),
+    }
+}
+
+/// Encode with an optional EXIF Orientation and ICC profile. JPEG has no alpha: transparent pixels become white.
+pub fn encode(
+    img: &DynamicImage,
+    quality: u8,
+    orientation: Option<Orientation>,
+    icc: Option<&[u8]>,
+) -> Result<Vec<u8>, CodecError> {
+    let (w, h) = (img.width(), img.height());
+    if w > u16::MAX as u32 || h > u16::MAX as u32 {
+        return Err(CodecError::Encode {
+            format: "jpeg",
+            message: format!("{w}x{h} is larger than JPEG's 65535 pixel limit"),
+        });
+    }
+    let converted;
+    let img = match img {
+        DynamicImage::ImageLuma8(_) | DynamicImage::ImageRgb8(_) => img,
+        i if i.color().has_alpha() => {
+            converted = DynamicImage::ImageRgb8(flatten_on_white(i));
+            &converted
+        }
+        i => {
+            converted = DynamicImage::ImageRgb8(i.to_rgb8());
+            &converted
+        }
+    };
+    let jpeg = backend::encode(img, quality.clamp(1, 100))?;
+    let exif = orientation.map(metadata::exif_orientation_tiff);
+    metadata::insert_jpeg_segments(jpeg, exif.as_deref(), icc)
+}
+
+/// JPEG has no alpha: transparent pixels become white, as on a page.
+fn flatten_on_white(img: &DynamicImage) -> image::RgbImage {
+    let rgba = img.to_rgba8();
+    image::RgbImage::from_fn(rgba.width(), rgba.height(), |x, y| {
+        let p = rgba.get_pixel(x, y).0;
+        let a = p[3] as u32;
+        let mix = |c: u8| ((c as u32 * a + 255 * (255 - a) + 127) / 255) as u8;
+        image::Rgb([mix(p[0]), mix(p[1]), mix(p[2])])
+    })
+}
+
+/// Full-size decode with zune-jpeg: the pure-Rust build's decoder, and libjpeg-turbo's fallback for files it
+/// refuses for reasons other than damage (and for damaged ones that are accepted). `strict` makes corrupt
+/// entropy-coded data an error instead of grey blocks. The pixel buffer zune returns becomes the image without
+/// a copy.
+pub fn decode_zune(
+    bytes: &[u8],
+    header: &JpegHeader,
+    strict: bool,
+) -> Result<DynamicImage, CodecError> {
+    use zune_core::colorspace::ColorSpace;
+    // CMYK, YCCK and YCbCr all come out as RGB; grey stays grey.
+    let out = match header.components {
+        1 => ColorSpace::Luma,
+        2 => ColorSpace::LumaA,
+        _ => ColorSpace::RGB,
+    };
+    // No size cap of zune's own: ours is the pixel limit, checked by the probe.
+    let options = zune_core::options::DecoderOptions::default()
+        .set_strict_mode(strict)
+        .set_max_width(usize::MAX)
+        .set_max_height(usize::MAX)
+        .jpeg_set_out_colorspace(out);
+    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(
+        zune_core::bytestream::ZCursor::new(bytes),
+        options,
+    );
+    let data = decoder.decode().map_err(|e| {
+        // With strict mode on, an error after the header was read is the entropy-coded data's.
+        if strict && decoder.dimensions().is_some() {
+            damaged(e)
+        } else {
+            CodecError::Decode {
+                format: "jpeg",
+                message: e.to_string(),
+            }
+        }
+    })?;
+    let (width, height) = (header.width, header.height);
+    let short = || CodecError::Decode {
+        format: "jpeg",
+        message: "decoder returned fewer pixels than the frame has".into(),
+    };
+    Ok(match out {
+        ColorSpace::Luma => DynamicImage::ImageLuma8(
+            image::GrayImage::from_raw(width, height, data).ok_or_else(short)?,
+        ),
+        ColorSpace::LumaA => DynamicImage::ImageLumaA8(
+            image::GrayAlphaImage::from_raw(width, height, data).ok_or_else(short)?,
+        ),
+        _ => DynamicImage::ImageRgb8(
+            image::RgbImage::from_raw(width, height, data).ok_or_else(short)?,
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dct_scale_is_the_largest_reduction_that_covers_the_minimum() {
+        let header = JpegHeader {
+            width: 640,
+            height: 480,
+            components: 3,
+            orientation: Orientation::NoTransforms,
+            icc: None,
+        };
+        for (min, want) in [
+            (None, 1),
+            (Some((320, 240)), 2),
+            (Some((321, 10)), 1),
+            (Some((100, 100)), 4),
+            (Some((1, 1)), 8),
+        ] {
+            assert_eq!(dct_denominator(&header, min), want, "{min:?}");
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! The codec as its callers use it: probe, then decode with the probe; encode.
+
+use super::*;
+
+/// The default decode limit in tests; the run's comes from its settings.
+const DEFAULT_MAX_PIXELS: u64 = 250_000_000;
+
+fn opts(min: Option<(u32, u32)>, accept_damaged: bool) -> DecodeOptions {
+    DecodeOptions {
+        max_pixels: DEFAULT_MAX_PIXELS,
+        min,
+        accept_damaged,
+    }
+}
+
+fn decode_as(bytes: &[u8], max_pixels: u64, o: DecodeOptions) -> Result<Decoded, CodecError> {
+    let p = probe(bytes, max_pixels)?;
+    decode_with(bytes, &p, &DecodeOptions { max_pixels, ..o })
+}
+
+fn decode(bytes: &[u8], max_pixels: u64) -> Result<Decoded, CodecError> {
+    decode_as(bytes, max_pixels, opts(None, false))
+}
+
+fn decode_at_least(bytes: &[u8], max_pixels: u64, min: (u32, u32)) -> Result<Decoded, CodecError> {
+    decode_as(bytes, max_pixels, opts(Some(min), false))
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+#[test]
+fn reduced_jpeg_decode_is_the_smallest_dct_scale_that_is_large_enough() {
+    let bytes = fixture("landscape.jpg"); // 600x400
+    for (min, want) in [
+        ((300, 200), (300, 200)),
+        ((200, 100), (300, 200)),
+        ((150, 100), (150, 100)),
+        ((60, 40), (75, 50)),
+        ((301, 10), (600, 400)),
+    ] {
+        let d = decode_at_least(&bytes, DEFAULT_MAX_PIXELS, min).unwrap();
+        assert_eq!((d.image.width(), d.image.height()), want, "{min:?}");
+    }
+    // A half-size decode looks like the full decode halved.
+    let full = decode(&bytes, DEFAULT_MAX_PIXELS).unwrap().image.to_rgb8();
+    let half = decode_at_least(&bytes, DEFAULT_MAX_PIXELS, (300, 200))
+        .unwrap()
+        .image
+        .to_rgb8();
+    let halved = image::imageops::resize(&full, 300, 200, image::imageops::FilterType::Triangle);
+    let diff: f64 = halved
+        .as_raw()
+        .iter()
+        .zip(half.as_raw())
+        .map(|(a, b)| (*a as f64 - *b as f64).abs())
+        .sum::<f64>()
+        / half.as_raw().len() as f64;
+    assert!(diff < 4.0, "mean difference {diff}");
+}
+
+#[test]
+fn reduced_decode_keeps_orientation_grey_and_falls_back_for_cmyk() {
+    let d = decode_at_least(&fixture("oriented_6.jpg"), DEFAULT_MAX_PIXELS, (40, 70)).unwrap();
+    assert_eq!(d.orientation, Orientation::Rotate90);
+    assert_eq!((d.image.width(), d.image.height()), (48, 80));
+    let g = decode_at_least(&fixture("gray.jpg"), DEFAULT_MAX_PIXELS, (50, 30)).unwrap();
+    assert!(matches!(g.image, DynamicImage::ImageLuma8(_)));
+    assert_eq!((g.image.width(), g.image.height()), (50, 38));
+    // libjpeg-turbo scales CMYK too; the pure-Rust scaling decoder does not, so that falls back to full size.
+    let c = decode_at_least(&fixture("cmyk.jpg"), DEFAULT_MAX_PIXELS, (50, 30)).unwrap();
+    let want = if cfg!(feature = "turbojpeg") {
+        (50, 38)
+    } else {
+        (200, 150)
+    };
+    assert_eq!((c.image.width(), c.image.height()), want);
+    let full = decode(&fixture("cmyk.jpg"), DEFAULT_MAX_PIXELS)
+        .unwrap()
+        .image
+        .to_rgb8();
+    let halved =
+        image::imageops::resize(&full, want.0, want.1, image::imageops::FilterType::Triangle);
+    let diff: f64 = halved
+        .as_raw()
+        .iter()
+        .zip(c.image.to_rgb8().as_raw())
+        .map(|(a, b)| (*a as f64 - *b as f64).abs())
+        .sum::<f64>()
+        / halved.as_raw().len() as f64;
+    assert!(diff < 6.0, "CMYK colours differ: {diff}");
+    assert!(matches!(c.image, DynamicImage::ImageRgb8(_)));
+    let p = decode_at_least(&fixture("progressive.jpg"), DEFAULT_MAX_PIXELS, (50, 30)).unwrap();
+    assert_eq!((p.image.width(), p.image.height()), (50, 38));
+}
+
+#[test]
+fn orientation_written_into_jpeg_reads_back() {
+    let img = DynamicImage::ImageRgb8(image::RgbImage::new(8, 4));
+    for o in 1..=8 {
+        let opts = EncodeOptions {
+            jpeg_quality: 85,
+            exif_orientation: Orientation::from_exif(o),
+            icc: None,
+        };
+        let bytes = encode(&img, Format::Jpeg, &opts).unwrap();
+        let d = decode(&bytes, DEFAULT_MAX_PIXELS).unwrap();
+        assert_eq!(d.orientation.to_exif(), o);
+        assert_eq!((d.image.width(), d.image.height()), (8, 4));
+    }
+}
+
+#[test]
+fn every_format_round_trips() {
+    let img = DynamicImage::ImageRgba8(image::RgbaImage::from_pixel(
+        5,
+        3,
+        image::Rgba([10, 200, 30, 255]),
+    ));
+    for f in [
+        Format::Jpeg,
+        Format::Png,
+        Format::Webp,
+        Format::Gif,
+        Format::Tiff,
+    ] {
+        let opts = EncodeOptions {
+            jpeg_quality: 90,
+            ..Default::default()
+        };
+        let bytes = encode(&img, f, &opts).unwrap();
+        let d = decode(&bytes, DEFAULT_MAX_PIXELS).unwrap();
+        assert_eq!(d.format, f);
+        assert_eq!((d.image.width(), d.image.height()), (5, 3));
+    }
+}
+
+#[test]
+fn pixel_limit_is_checked_before_decoding() {
+    let img = DynamicImage::ImageRgb8(image::RgbImage::new(100, 100));
+    let bytes = encode(&img, Format::Png, &EncodeOptions::default()).unwrap();
+    assert!(matches!(
+        decode(&bytes, 9_999),
+        Err(CodecError::TooLarge { pixels: 10_000, .. })
+    ));
+}
+
+#[test]
+fn truncated_jpeg_is_an_error() {
+    let img = DynamicImage::ImageRgb8(image::RgbImage::from_fn(64, 64, |x, y| {
+        image::Rgb([x as u8, y as u8, 7])
+    }));
+    let bytes = encode(
+        &img,
+        Format::Jpeg,
+        &EncodeOptions {
+            jpeg_quality: 90,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(decode(&bytes, DEFAULT_MAX_PIXELS).is_ok());
+    let cut = &bytes[..bytes.len() * 3 / 4];
+    assert!(matches!(
+        decode(cut, DEFAULT_MAX_PIXELS),
+        Err(CodecError::Decode { .. })
+    ));
+}
+
+#[test]
+fn inverse_orientation_undoes() {
+    let img = DynamicImage::ImageRgb8(image::RgbImage::from_fn(3, 2, |x, y| {
+        image::Rgb([x as u8, y as u8, 0])
+    }));
+    for o in 1..=8 {
+        let o = Orientation::from_exif(o).unwrap();
+        let back = orient(orient(img.clone(), o), inverse_orientation(o));
+        assert_eq!(back, img, "orientation {o:?}");
+    }
+}
+
+fn hostile(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/tests/hostile/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+#[test]
+fn damaged_jpeg_fails_unless_accepted() {
+    // A real photo with 16 bytes cut out of its scan data: both decoders find the damage.
+    let bytes = hostile("damaged.jpg");
+    for min in [None, Some((64, 43))] {
+        match decode_as(&bytes, DEFAULT_MAX_PIXELS, opts(min, false)) {
+            Err(e @ CodecError::Damaged { .. }) => {
+                assert!(e.to_string().contains("-accept-damaged"), "{e}")
+            }
+            Err(e) => panic!("{min:?}: not reported as damage: {e}"),
+            Ok(_) => panic!("{min:?}: damaged JPEG decoded without complaint"),
+        }
+        let d = decode_as(&bytes, DEFAULT_MAX_PIXELS, opts(min, true)).unwrap();
+        assert!(d.image.width() >= 64 && d.image.height() >= 43);
+    }
+}
+
+/// A PNG whose iCCP chunk inflates to `icc_len` zero bytes, with correct CRCs.
+fn png_with_icc(icc_len: usize) -> Vec<u8> {
+    let img = DynamicImage::ImageRgb8(image::RgbImage::from_pixel(4, 3, image::Rgb([9, 8, 7])));
+    let png = encode(&img, Format::Png, &EncodeOptions::default()).unwrap();
+    let mut data = b"bomb\0\0".to_vec();
+    data.extend(fdeflate::compress_to_vec(&vec![0u8; icc_len]));
+    let mut chunk = (data.len() as u32).to_be_bytes().to_vec();
+    chunk.extend_from_slice(b"iCCP");
+    chunk.extend_from_slice(&data);
+    let crc = crc32(&chunk[4..]);
+    chunk.extend_from_slice(&crc.to_be_bytes());
+    // After the signature (8 bytes) and IHDR (25 bytes).
+    [&png[..33], &chunk[..], &png[33..]].concat()
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = (crc >> 1) ^ (0xEDB8_8320 & (crc & 1).wrapping_neg());
+        }
+    }
+    !crc
+}
+
+#[test]
+fn png_icc_profile_is_inflated_with_a_cap() {
+    let small = png_with_icc(3000);
+    assert_eq!(
+        decode(&small, DEFAULT_MAX_PIXELS).unwrap().icc,
+        Some(vec![0; 3000])
+    );
+    // 64 MiB from about 330 KB: over the cap, so the profile is dropped and the pixels still decode.
+    let bomb = png_with_icc(64 << 20);
+    assert!(bomb.len() < 400_000, "{}", bomb.len());
+    let chunk = metadata::png_iccp_chunk(&bomb).unwrap();
+    assert_eq!(
+        metadata::png_icc(&bomb, chunk.clone(), 64 << 20).map(|p| p.len()),
+        Some(64 << 20)
+    );
+    assert_eq!(metadata::png_icc(&bomb, chunk, metadata::MAX_PNG_ICC), None);
+    let d = decode(&bomb, DEFAULT_MAX_PIXELS).unwrap();
+    assert_eq!(d.icc, None);
+    assert_eq!(d.image.to_rgb8().get_pixel(3, 2).0, [9, 8, 7]);
+}
