@@ -398,7 +398,7 @@ mod tests {
         let jpeg = probe(4000, 3000, Orientation::NoTransforms);
         let png = Probe {
             format: codec::Format::Png,
-            ..jpeg
+            ..jpeg.clone()
         };
         let (j, p) = (plan(&jpeg, &set), plan(&png, &set));
         assert!(j.memory_need(&[0], 0) < 12_000_000);
