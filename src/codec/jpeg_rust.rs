@@ -61,7 +61,14 @@ pub fn encode(img: &DynamicImage, quality: u8) -> Result<Vec<u8>, CodecError> {
             })
         }
     };
-    let mut out = Vec::with_capacity((w as usize * h as usize) / 4 + 1024);
+    // A guess at the output size, reserved fallibly: input sizes drive it.
+    let want = (w as usize * h as usize) / 4 + 1024;
+    let mut out = Vec::new();
+    out.try_reserve_exact(want)
+        .map_err(|_| CodecError::OutOfMemory {
+            what: "jpeg output",
+            bytes: want,
+        })?;
     jpeg_encoder::Encoder::new(&mut out, quality)
         .encode(pixels, w, h, color)
         .map_err(err)?;
