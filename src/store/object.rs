@@ -241,9 +241,15 @@ async fn write_multipart(
         },
         Err(e) => e,
     };
-    // The abort is a request of its own, with its own retries: a server back within the retry time gets it.
-    match upload.abort().await {
-        Ok(()) => Err(WriteError::Failed(failed)),
+    // The abort is a request of its own, with its own retries: a server back within the retry time gets it. Parts
+    // left behind are billed until a lifecycle rule removes them, so the abort is worth a second round.
+    let mut abort = upload.abort().await;
+    if abort.is_err() {
+        abort = upload.abort().await;
+    }
+    match abort {
+        // No such upload: an earlier attempt, answered too late, removed it.
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => Err(WriteError::Failed(failed)),
         Err(abort) => Err(WriteError::Abandoned { failed, abort }),
     }
 }
