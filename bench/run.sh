@@ -42,7 +42,7 @@ for f in "$corpus"/photos/*.jpg; do files+=("photos/${f##*/}"); done
 ((${#files[@]} > 1)) || { echo "no photos in $corpus/photos" >&2; exit 1; }
 
 # 3. Build.
-# BENCH_CARGO_FLAGS=--no-default-features measures the pure-Rust JPEG codecs instead of libjpeg-turbo.
+# BENCH_CARGO_FLAGS='--no-default-features --features pure-rust' measures the pure-Rust JPEG codecs instead of libjpeg-turbo.
 # shellcheck disable=SC2086
 (cd "$root" && cargo build --release --quiet ${BENCH_CARGO_FLAGS:-})
 bin=${CARGO_TARGET_DIR:-$root/target}/release/iiif-process

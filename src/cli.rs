@@ -4,6 +4,7 @@
 use clap::{CommandFactory, Parser};
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -108,6 +109,16 @@ pub struct Args {
     /// Process the objects created in an S3 event notification (S3/SQS/SNS/EventBridge JSON); - reads stdin
     #[arg(long = "s3-event", value_name = "FILE")]
     pub s3_event: Option<String>,
+
+    /// Object storage: total time a failed request is retried for, with exponential backoff (5xx answers,
+    /// refused or dropped connections, timeouts of requests safe to repeat), e.g. 60s, 2m, 500ms; 0 for no retries
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub storage_retry_time: Duration,
+
+    /// Object storage: limit on one attempt of a request, from connecting to the end of the answer (connecting
+    /// alone: at most 5s), e.g. 30s
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_positive_duration)]
+    pub storage_timeout: Duration,
 }
 
 impl Args {
@@ -157,6 +168,46 @@ fn parse_size(s: &str) -> Result<u64, SizeError> {
         return Err(SizeError::Range(s.to_string()));
     }
     Ok(bytes as u64)
+}
+
+/// Why a string is not a duration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("{0:?} is not a duration (e.g. 60s, 2m, 500ms, 1h, or plain seconds)")]
+    Syntax(String),
+    #[error("{0:?}: the duration must be more than zero")]
+    Zero(String),
+}
+
+/// A duration: a non-negative number with an optional unit, ms, s, m or h (plain numbers are seconds).
+fn parse_duration(s: &str) -> Result<Duration, DurationError> {
+    let t = s.trim();
+    let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
+    let (num, unit) = (t[..split].trim(), &t[split..]);
+    let scale = match unit {
+        "ms" => 0.001,
+        "" | "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(DurationError::Syntax(s.to_string())),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| DurationError::Syntax(s.to_string()))?;
+    // from_secs_f64 panics on what it cannot hold; a week is far beyond any sane storage setting.
+    let secs = n * scale;
+    if !(0.0..=7.0 * 86400.0).contains(&secs) {
+        return Err(DurationError::Syntax(s.to_string()));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// As [`parse_duration`], more than zero.
+fn parse_positive_duration(s: &str) -> Result<Duration, DurationError> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err(DurationError::Zero(s.to_string())),
+        d => Ok(d),
+    }
 }
 
 /// Parse argv (including the program name). Errors are clap's, carrying their own exit status and help text.
@@ -327,6 +378,51 @@ mod tests {
         assert!(parse_size("lots").is_err());
         assert!(parse_size("4X").is_err());
         assert!(parse_size("0").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        let ms = Duration::from_millis;
+        assert_eq!(parse_duration("60s"), Ok(ms(60_000)));
+        assert_eq!(parse_duration("2m"), Ok(ms(120_000)));
+        assert_eq!(parse_duration("500ms"), Ok(ms(500)));
+        assert_eq!(parse_duration("1.5"), Ok(ms(1500)));
+        assert_eq!(parse_duration("1h"), Ok(ms(3_600_000)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        for bad in ["", "s", "-1s", "10x", "1e400", "nan", "9999h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert!(parse_positive_duration("0s").is_err());
+        let a = parse(["p", "-config", "c", "-instructions", "i"]).unwrap();
+        assert_eq!(
+            (a.storage_retry_time, a.storage_timeout),
+            (ms(60_000), ms(30_000))
+        );
+        let a = parse([
+            "p",
+            "-config",
+            "c",
+            "-instructions",
+            "i",
+            "-storage-retry-time",
+            "2m",
+            "-storage-timeout=500ms",
+        ])
+        .unwrap();
+        assert_eq!(
+            (a.storage_retry_time, a.storage_timeout),
+            (ms(120_000), ms(500))
+        );
+        assert!(parse([
+            "p",
+            "-config",
+            "c",
+            "-instructions",
+            "i",
+            "-storage-timeout",
+            "0"
+        ])
+        .is_err());
     }
 
     #[test]

@@ -23,8 +23,8 @@ fn main() -> ExitCode {
         Err(e) => return fail(&e),
     };
     let (sources, derivatives) = match (
-        store::open(&settings.config.source),
-        store::open(&settings.config.derivatives),
+        store::open(&settings.config.source, &settings.store_options),
+        store::open(&settings.config.derivatives, &settings.store_options),
     ) {
         (Ok(s), Ok(d)) => (s, d),
         (Err(e), _) | (_, Err(e)) => return fail(&e),

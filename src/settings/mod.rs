@@ -7,6 +7,7 @@ pub mod instructions;
 
 use crate::cli::Args;
 use crate::iiif::ApiVersion;
+use crate::store::StoreOptions;
 use config::{Config, ConfigError};
 use features::FeatureError;
 use instructions::{Instruction, InstructionsError};
@@ -60,6 +61,8 @@ pub struct Settings {
     pub dry_run: bool,
     /// Publish derivatives of masters whose JPEG data is damaged.
     pub accept_damaged: bool,
+    /// Retries and timeouts of the object stores.
+    pub store_options: StoreOptions,
 }
 
 impl Settings {
@@ -106,6 +109,11 @@ impl Settings {
             skip_existing: args.skip_existing,
             dry_run: args.dry_run,
             accept_damaged: args.accept_damaged,
+            store_options: StoreOptions {
+                retry_time: args.storage_retry_time,
+                timeout: args.storage_timeout,
+                ..StoreOptions::default()
+            },
         })
     }
 }

@@ -10,6 +10,7 @@ pub use location::{Cloud, Location, LocationError, ObjectLocation};
 pub use object::ObjectStore;
 
 use std::fmt;
+use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -30,6 +31,20 @@ pub enum StoreError {
     /// A request to an object store failed (after the client's retries).
     #[error("{path}: {message}")]
     Remote { path: String, message: String },
+    /// A multipart upload failed, and so did the request that would have removed its parts: they stay in the
+    /// bucket (invisible, but billed) until a lifecycle rule removes them.
+    #[error(
+        "{path}: {message}; the incomplete multipart upload could not be aborted either: {abort}"
+    )]
+    Abandoned {
+        path: String,
+        message: String,
+        abort: String,
+    },
+    /// An S3 endpoint of plain http while AWS_ALLOW_HTTP is not true: the client would refuse every request with
+    /// nothing better than "builder error", so it is refused when the store is opened, saying why.
+    #[error("cannot open {location}: the endpoint {endpoint} is plain http; set AWS_ALLOW_HTTP=true to allow unencrypted requests, or use https")]
+    PlainHttp { location: String, endpoint: String },
     /// The client for an object store could not be built from the config and the environment.
     #[error("cannot open {location}: {message}")]
     Open { location: String, message: String },
@@ -102,12 +117,47 @@ pub trait Store: Send + Sync {
     fn list(&self, key: &str) -> Result<Option<Vec<String>>, StoreError>;
 }
 
+/// Total time one request to an object store is retried for, by default.
+pub const DEFAULT_RETRY_TIME: Duration = Duration::from_secs(60);
+/// Limit on one attempt of a request, by default: long enough for a 16 MiB part on a slow link, short enough
+/// that a server which accepts and never answers costs seconds, not minutes.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Limit on connecting: a reachable server answers a TCP handshake in well under a second.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bodies larger than this are written as multipart uploads, by default; smaller ones with one PUT.
+pub const DEFAULT_MULTIPART_THRESHOLD: usize = 64 << 20;
+
+/// How an object store's client behaves under faults, and how it writes large bodies. Directories ignore it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Total time a failed request is retried for (exponential backoff with jitter) before it fails: 5xx answers,
+    /// refused or dropped connections, and timed-out requests that are safe to repeat.
+    pub retry_time: Duration,
+    /// Limit on one attempt of a request, from connecting to the end of the response.
+    pub timeout: Duration,
+    /// Limit on connecting (at most `timeout`).
+    pub connect_timeout: Duration,
+    /// Bodies larger than this are written as multipart uploads.
+    pub multipart_threshold: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> StoreOptions {
+        StoreOptions {
+            retry_time: DEFAULT_RETRY_TIME,
+            timeout: DEFAULT_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
+        }
+    }
+}
+
 /// The store for `location`: a directory, or one client for a bucket. Building an object store's client sends
 /// no request; it fails only when the config and the environment do not make a usable client.
-pub fn open(location: &Location) -> Result<Box<dyn Store>, StoreError> {
+pub fn open(location: &Location, options: &StoreOptions) -> Result<Box<dyn Store>, StoreError> {
     Ok(match location {
         Location::Disk(p) => Box::new(DiskStore::new(p)),
-        Location::Object(o) => Box::new(ObjectStore::new(o)?),
+        Location::Object(o) => Box::new(ObjectStore::new(o, options)?),
     })
 }
 

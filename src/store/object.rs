@@ -5,26 +5,36 @@
 //! multi-threaded tokio runtime, shared by every object store of the process, drives the requests, and each call
 //! blocks its own thread until its request is done.
 //!
+//! Faults are the client's to absorb, as [`StoreOptions`] says: each attempt of a request is bounded by a timeout
+//! (a server that accepts and never answers costs seconds, not minutes), and a failed request is retried with
+//! exponential backoff until the retry time is spent. A multipart upload that fails anyway is aborted.
+//!
 //! Credentials and endpoints come from the environment only (`AWS_*`, `GOOGLE_*`, `AZURE_*`, as the
 //! `object_store` builders read them); nothing here prints them.
 
-use super::{Cloud, Key, ObjectLocation, Store, StoreError};
-use futures_util::TryStreamExt;
+use super::{Cloud, Key, ObjectLocation, Store, StoreError, StoreOptions};
+use futures_util::{StreamExt, TryStreamExt};
+use object_store::aws::AmazonS3ConfigKey;
+use object_store::azure::AzureConfigKey;
+use object_store::gcp::GoogleConfigKey;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::{
+    BackoffConfig, ClientConfigKey, MultipartUpload, ObjectStoreExt, PutPayload, RetryConfig,
+};
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
-/// Bodies larger than this are written as multipart uploads; smaller ones with one PUT.
-pub const MULTIPART_THRESHOLD: usize = 64 << 20;
 /// The size of each part of a multipart upload (S3 wants at least 5 MiB).
 const PART_SIZE: usize = 16 << 20;
 /// Parts of one upload sent at once.
 const PARTS_IN_FLIGHT: usize = 4;
+/// The longest wait between two attempts of a request.
+const MAX_BACKOFF: Duration = Duration::from_secs(15);
 
 /// The process's I/O runtime: two worker threads drive the sockets; the callers' threads wait in `block_on`.
-fn runtime() -> Result<&'static tokio::runtime::Runtime, String> {
-    static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+fn runtime() -> Result<&'static tokio::runtime::Runtime, &'static std::io::Error> {
+    static RUNTIME: OnceLock<std::io::Result<tokio::runtime::Runtime>> = OnceLock::new();
     RUNTIME
         .get_or_init(|| {
             tokio::runtime::Builder::new_multi_thread()
@@ -32,35 +42,143 @@ fn runtime() -> Result<&'static tokio::runtime::Runtime, String> {
                 .thread_name("iiif-process-io")
                 .enable_all()
                 .build()
-                .map_err(|e| format!("cannot start the I/O runtime: {e}"))
         })
         .as_ref()
-        .map_err(Clone::clone)
 }
 
-/// A client for the bucket of `loc`, configured from the environment, then from `loc`.
-pub fn client(loc: &ObjectLocation) -> Result<Arc<dyn object_store::ObjectStore>, String> {
+/// The retry policy of `options`: the total time bounds the retries, not their count.
+fn retry_config(options: &StoreOptions) -> RetryConfig {
+    let retry_time = options.retry_time;
+    RetryConfig {
+        backoff: BackoffConfig {
+            init_backoff: Duration::from_millis(100),
+            // A few attempts fit in a short retry time, and the last one starts near its end.
+            max_backoff: (retry_time / 4).clamp(Duration::from_millis(100), MAX_BACKOFF),
+            base: 2.0,
+        },
+        // The count is only a backstop: the retry time runs out first.
+        max_retries: if retry_time.is_zero() { 0 } else { 1000 },
+        retry_timeout: retry_time,
+    }
+}
+
+/// `d` as object_store's configuration reads durations.
+fn config_duration(d: Duration) -> String {
+    format!("{}ms", d.as_millis())
+}
+
+/// object_store's reading of a boolean setting.
+fn truthy(value: &str) -> bool {
+    matches!(
+        value.to_ascii_lowercase().as_str(),
+        "1" | "true" | "on" | "yes" | "y"
+    )
+}
+
+/// `url` without user info, query string or fragment, for messages.
+fn shown_url(url: &str) -> String {
+    let url = url.split(['?', '#']).next().unwrap_or("");
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let (host, path) = rest.split_once('/').map_or((rest, ""), |(h, p)| (h, p));
+            let host = host.rsplit('@').next().unwrap_or(host);
+            if path.is_empty() {
+                format!("{scheme}://{host}")
+            } else {
+                format!("{scheme}://{host}/{path}")
+            }
+        }
+        None => url.to_string(),
+    }
+}
+
+/// An object_store error's message with the query string cut from every URL in it: multipart requests carry
+/// upload ids there, and presigned or SAS-style URLs their signatures.
+fn message(e: &object_store::Error) -> String {
+    e.to_string()
+        .split(' ')
+        .map(|word| {
+            if word.starts_with("http://") || word.starts_with("https://") {
+                shown_url(word)
+            } else {
+                word.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A client for the bucket of `loc`, configured from the environment, then from `loc` and `options`.
+fn client(
+    loc: &ObjectLocation,
+    options: &StoreOptions,
+) -> Result<Arc<dyn object_store::ObjectStore>, StoreError> {
+    let open_error = |message: String| StoreError::Open {
+        location: loc.to_string(),
+        message,
+    };
     // Some builders look for a runtime when they are built.
-    let _guard = runtime()?.enter();
+    let _guard = runtime()
+        .map_err(|e| open_error(format!("cannot start the I/O runtime: {e}")))?
+        .enter();
+    // Set key by key rather than with a whole `ClientOptions`, which would drop what the environment set
+    // (AWS_ALLOW_HTTP, proxies, certificates).
+    let timeouts = [
+        (ClientConfigKey::Timeout, options.timeout),
+        (
+            ClientConfigKey::ConnectTimeout,
+            options.connect_timeout.min(options.timeout),
+        ),
+    ];
+    let retry = retry_config(options);
     let built: object_store::Result<Arc<dyn object_store::ObjectStore>> = match loc.cloud {
         Cloud::S3 => {
-            let mut b =
-                object_store::aws::AmazonS3Builder::from_env().with_bucket_name(&loc.bucket);
+            let mut b = object_store::aws::AmazonS3Builder::from_env()
+                .with_bucket_name(&loc.bucket)
+                .with_retry(retry);
+            for (key, d) in timeouts {
+                b = b.with_config(AmazonS3ConfigKey::Client(key), config_duration(d));
+            }
             if let Some(region) = &loc.region {
                 b = b.with_region(region);
             }
             if let Some(endpoint) = &loc.endpoint {
                 b = b.with_endpoint(endpoint);
             }
+            let endpoint = b.get_config_value(&AmazonS3ConfigKey::Endpoint);
+            let allow_http = b
+                .get_config_value(&AmazonS3ConfigKey::Client(ClientConfigKey::AllowHttp))
+                .is_some_and(|v| truthy(&v));
+            if let Some(endpoint) = endpoint {
+                if endpoint
+                    .get(..7)
+                    .is_some_and(|s| s.eq_ignore_ascii_case("http://"))
+                    && !allow_http
+                {
+                    return Err(StoreError::PlainHttp {
+                        location: loc.to_string(),
+                        endpoint: shown_url(&endpoint),
+                    });
+                }
+            }
             b.build().map(|s| Arc::new(s) as _)
         }
-        Cloud::Gcs => object_store::gcp::GoogleCloudStorageBuilder::from_env()
-            .with_bucket_name(&loc.bucket)
-            .build()
-            .map(|s| Arc::new(s) as _),
+        Cloud::Gcs => {
+            let mut b = object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                .with_bucket_name(&loc.bucket)
+                .with_retry(retry);
+            for (key, d) in timeouts {
+                b = b.with_config(GoogleConfigKey::Client(key), config_duration(d));
+            }
+            b.build().map(|s| Arc::new(s) as _)
+        }
         Cloud::Azure => {
             let mut b = object_store::azure::MicrosoftAzureBuilder::from_env()
-                .with_container_name(&loc.bucket);
+                .with_container_name(&loc.bucket)
+                .with_retry(retry);
+            for (key, d) in timeouts {
+                b = b.with_config(AzureConfigKey::Client(key), config_duration(d));
+            }
             // Go Cloud's names for the account and its key, when object_store's own are not set.
             let set = |name: &str| std::env::var_os(name).is_some();
             if !set("AZURE_STORAGE_ACCOUNT_NAME") {
@@ -76,7 +194,64 @@ pub fn client(loc: &ObjectLocation) -> Result<Arc<dyn object_store::ObjectStore>
             b.build().map(|s| Arc::new(s) as _)
         }
     };
-    built.map_err(|e| e.to_string())
+    built.map_err(|e| open_error(message(&e)))
+}
+
+/// How a write failed.
+enum WriteError {
+    Failed(object_store::Error),
+    /// A multipart upload failed and could not be aborted.
+    Abandoned {
+        failed: object_store::Error,
+        abort: object_store::Error,
+    },
+}
+
+impl From<object_store::Error> for WriteError {
+    fn from(e: object_store::Error) -> WriteError {
+        WriteError::Failed(e)
+    }
+}
+
+/// Upload `bytes` in parts of [`PART_SIZE`], a few at once; on any failure (an error answer, a refused
+/// connection or a timeout, once retries are spent) abort the upload, so that its parts do not stay in the
+/// bucket. Only a process killed mid-upload, or an abort that fails too, leaves one behind.
+async fn write_multipart(
+    client: &dyn object_store::ObjectStore,
+    path: &ObjectPath,
+    bytes: &[u8],
+) -> Result<(), WriteError> {
+    let mut upload = client.put_multipart(path).await?;
+    let sent: object_store::Result<()> = async {
+        // Parts are copied only as they are sent, so at most PARTS_IN_FLIGHT copies are alive; on the first
+        // failure the stream is dropped, which cancels the parts still in flight.
+        let mut parts = futures_util::stream::iter(bytes.chunks(PART_SIZE))
+            .map(|part| upload.put_part(PutPayload::from(part.to_vec())))
+            .buffer_unordered(PARTS_IN_FLIGHT);
+        while let Some(done) = parts.next().await {
+            done?;
+        }
+        Ok(())
+    }
+    .await;
+    let failed = match sent {
+        Ok(()) => match upload.complete().await {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        },
+        Err(e) => e,
+    };
+    // The abort is a request of its own, with its own retries: a server back within the retry time gets it. Parts
+    // left behind are billed until a lifecycle rule removes them, so the abort is worth a second round.
+    let mut abort = upload.abort().await;
+    if abort.is_err() {
+        abort = upload.abort().await;
+    }
+    match abort {
+        // No such upload: an earlier attempt, answered too late, removed it.
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => Err(WriteError::Failed(failed)),
+        Err(abort) => Err(WriteError::Abandoned { failed, abort }),
+    }
 }
 
 /// A bucket and key prefix. Keys given to the [`Store`] methods are relative to the prefix.
@@ -89,37 +264,14 @@ pub struct ObjectStore {
 }
 
 impl ObjectStore {
-    /// One client for the bucket, configured from the environment and `loc`; sends no request.
-    pub fn new(loc: &ObjectLocation) -> Result<ObjectStore, StoreError> {
-        let client = client(loc).map_err(|message| StoreError::Open {
-            location: loc.to_string(),
-            message,
-        })?;
+    /// One client for the bucket, configured from the environment, `loc` and `options`; sends no request.
+    pub fn new(loc: &ObjectLocation, options: &StoreOptions) -> Result<ObjectStore, StoreError> {
         Ok(ObjectStore {
-            client,
+            client: client(loc, options)?,
             base: loc.to_string(),
             prefix: loc.prefix.clone(),
-            multipart_threshold: MULTIPART_THRESHOLD,
+            multipart_threshold: options.multipart_threshold,
         })
-    }
-
-    /// A store over a client built elsewhere (tests build one with explicit settings).
-    pub fn from_client(
-        client: Arc<dyn object_store::ObjectStore>,
-        loc: &ObjectLocation,
-    ) -> ObjectStore {
-        ObjectStore {
-            client,
-            base: loc.to_string(),
-            prefix: loc.prefix.clone(),
-            multipart_threshold: MULTIPART_THRESHOLD,
-        }
-    }
-
-    /// Write bodies larger than `bytes` as multipart uploads (for tests; the default is [`MULTIPART_THRESHOLD`]).
-    pub fn with_multipart_threshold(mut self, bytes: usize) -> ObjectStore {
-        self.multipart_threshold = bytes;
-        self
     }
 
     /// The object path of `key`: the prefix, then the key's parts.
@@ -139,9 +291,9 @@ impl ObjectStore {
 
     /// Run `f` to completion on the I/O runtime, blocking this thread.
     fn block_on<F: Future>(&self, key: &str, f: F) -> Result<F::Output, StoreError> {
-        let rt = runtime().map_err(|message| StoreError::Remote {
+        let rt = runtime().map_err(|e| StoreError::Remote {
             path: self.describe(key),
-            message,
+            message: format!("cannot start the I/O runtime: {e}"),
         })?;
         Ok(rt.block_on(f))
     }
@@ -152,7 +304,7 @@ impl ObjectStore {
             object_store::Error::NotFound { .. } => StoreError::NotFound { path },
             e => StoreError::Remote {
                 path,
-                message: e.to_string(),
+                message: message(&e),
             },
         }
     }
@@ -171,34 +323,33 @@ impl Store for ObjectStore {
     /// One PUT (a multipart upload above the threshold): readers see the old object or the whole new one.
     fn write(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
         let path = self.path(key)?;
-        let client = &self.client;
-        let threshold = self.multipart_threshold;
+        let client = self.client.as_ref();
         let done = self.block_on(key, async {
-            if bytes.len() <= threshold {
-                return client
+            if bytes.len() <= self.multipart_threshold {
+                client
                     .put(&path, PutPayload::from(bytes.to_vec()))
                     .await
-                    .map(drop);
+                    .map(drop)
+                    .map_err(WriteError::Failed)
+            } else {
+                write_multipart(client, &path, bytes).await
             }
-            let mut upload =
-                WriteMultipart::new_with_chunk_size(client.put_multipart(&path).await?, PART_SIZE);
-            for part in bytes.chunks(PART_SIZE) {
-                if let Err(e) = upload.wait_for_capacity(PARTS_IN_FLIGHT).await {
-                    let _ = upload.abort().await;
-                    return Err(e);
-                }
-                upload.write(part);
-            }
-            // Completes the upload, or aborts it (removing the parts sent) on failure.
-            upload.finish().await.map(drop)
         })?;
+        // A PUT finds no object to replace, only no bucket.
+        let error = |e: object_store::Error| match e {
+            object_store::Error::NotFound { .. } => "the bucket does not exist".to_string(),
+            e => message(&e),
+        };
         done.map_err(|e| match e {
-            // A PUT finds no object to replace, only no bucket.
-            object_store::Error::NotFound { .. } => StoreError::Remote {
+            WriteError::Failed(e) => StoreError::Remote {
                 path: self.describe(key),
-                message: "the bucket does not exist".into(),
+                message: error(e),
             },
-            e => self.error(key, e),
+            WriteError::Abandoned { failed, abort } => StoreError::Abandoned {
+                path: self.describe(key),
+                message: error(failed),
+                abort: message(&abort),
+            },
         })
     }
 
@@ -260,13 +411,16 @@ mod tests {
     use super::*;
 
     fn s3(prefix: &str) -> ObjectStore {
-        ObjectStore::new(&ObjectLocation {
-            cloud: Cloud::S3,
-            bucket: "bucket".into(),
-            prefix: prefix.into(),
-            region: Some("us-east-1".into()),
-            endpoint: Some("http://127.0.0.1:9".into()),
-        })
+        ObjectStore::new(
+            &ObjectLocation {
+                cloud: Cloud::S3,
+                bucket: "bucket".into(),
+                prefix: prefix.into(),
+                region: Some("us-east-1".into()),
+                endpoint: Some("https://127.0.0.1:9".into()),
+            },
+            &StoreOptions::default(),
+        )
         .unwrap()
     }
 
@@ -304,11 +458,72 @@ mod tests {
         if std::env::var_os("AZURE_STORAGE_ACCOUNT_NAME").is_none()
             && std::env::var_os("AZURE_STORAGE_ACCOUNT").is_none()
         {
-            let e = ObjectStore::new(&loc)
+            let e = ObjectStore::new(&loc, &StoreOptions::default())
                 .err()
                 .expect("no account")
                 .to_string();
             assert!(e.starts_with("cannot open az://c: "), "{e}");
         }
+    }
+
+    #[test]
+    fn a_plain_http_endpoint_needs_aws_allow_http() {
+        let loc = ObjectLocation {
+            cloud: Cloud::S3,
+            bucket: "b".into(),
+            prefix: "p".into(),
+            region: Some("us-east-1".into()),
+            endpoint: Some("HTTP://user:pw@127.0.0.1:9/?token=x".into()),
+        };
+        // The environment could allow it; then there is nothing to refuse.
+        if std::env::var("AWS_ALLOW_HTTP").is_ok_and(|v| truthy(&v)) {
+            return;
+        }
+        match ObjectStore::new(&loc, &StoreOptions::default()) {
+            Err(e @ StoreError::PlainHttp { .. }) => assert_eq!(
+                e.to_string(),
+                "cannot open s3://b/p: the endpoint HTTP://127.0.0.1:9 is plain http; \
+                 set AWS_ALLOW_HTTP=true to allow unencrypted requests, or use https"
+            ),
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("a plain http endpoint was accepted"),
+        }
+    }
+
+    #[test]
+    fn messages_show_no_query_string_or_user_info() {
+        assert_eq!(
+            shown_url("https://u:p@host:9/b/k?uploadId=1&partNumber=2"),
+            "https://host:9/b/k"
+        );
+        assert_eq!(shown_url("http://host"), "http://host");
+        let e = object_store::Error::Generic {
+            store: "S3",
+            source:
+                "Error performing PUT http://127.0.0.1:9/b/k?partNumber=1&uploadId=xyz in 1s - boom"
+                    .into(),
+        };
+        let m = message(&e);
+        assert!(m.contains("PUT http://127.0.0.1:9/b/k in 1s - boom"), "{m}");
+        assert!(!m.contains("uploadId"), "{m}");
+    }
+
+    #[test]
+    fn retries_are_bounded_by_time() {
+        let r = retry_config(&StoreOptions {
+            retry_time: Duration::from_secs(2),
+            ..StoreOptions::default()
+        });
+        assert_eq!(r.retry_timeout, Duration::from_secs(2));
+        assert_eq!(r.backoff.max_backoff, Duration::from_millis(500));
+        assert!(r.max_retries >= 100);
+        let r = retry_config(&StoreOptions::default());
+        assert_eq!(r.retry_timeout, Duration::from_secs(60));
+        assert_eq!(r.backoff.max_backoff, MAX_BACKOFF);
+        let r = retry_config(&StoreOptions {
+            retry_time: Duration::ZERO,
+            ..StoreOptions::default()
+        });
+        assert_eq!(r.max_retries, 0);
     }
 }

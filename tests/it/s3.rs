@@ -1,27 +1,19 @@
 //! Object storage: sources and derivatives in S3 buckets of a local moto server, compared with the same run on
-//! disk; -skip-existing against S3; the store's own guarantees (HEAD for exists, multipart, many threads).
+//! disk; -skip-existing against S3; the store's own guarantees (HEAD for exists, multipart, many threads); and
+//! faults: a server gone, frozen, or back within the retry time, and a multipart upload that fails.
 //!
-//! Each test starts its own moto server (see `common/moto.rs`) and skips with a notice when there is none,
-//! unless IIIF_PROCESS_REQUIRE_S3=1.
+//! Each test that needs it starts its own moto server (see `common/moto.rs`); those tests are ignored unless
+//! run with `cargo test -- --include-ignored` (as `.ci/run` does).
 
-use crate::common::moto::{self, Moto};
+use crate::common::moto;
+use crate::common::relay::Relay;
 use crate::common::*;
-use iiif_process::store::ObjectStore;
-use iiif_process::store::{Cloud, ObjectLocation};
-use iiif_process::store::{Store, StoreError};
+use iiif_process::store::{Store, StoreError, StoreOptions};
 use rayon::prelude::*;
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::process::{Command, Output};
-
-macro_rules! moto_or_skip {
-    () => {
-        match moto::start() {
-            Some(m) => m,
-            None => return,
-        }
-    };
-}
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 const INSTRUCTIONS: &str = r#"{
   "o": {"size": "full", "format": "", "rotation": "-1"},
@@ -44,8 +36,8 @@ const S3_SOURCE: &str = r#"{"uri": "s3://masters/scans?region=us-east-1"}"#;
 const S3_CACHE: &str =
     r#"{"uri": "s3blob://derivs?prefix=iiif&region=us-east-1&credentials=env:"}"#;
 
-/// Run the binary with `setup`'s config and instructions against `endpoint`.
-fn run_s3(setup: &Setup, endpoint: &str, args: &[&str]) -> Output {
+/// The binary with `setup`'s config and instructions against `endpoint`.
+fn s3_command(setup: &Setup, endpoint: &str, args: &[&str]) -> Command {
     let config = setup.path("config.json");
     let instructions = setup.path("instructions.json");
     let mut cmd = Command::new(bin());
@@ -53,8 +45,52 @@ fn run_s3(setup: &Setup, endpoint: &str, args: &[&str]) -> Output {
         .args(["-instructions", instructions.to_str().unwrap()])
         .args(args)
         .current_dir(setup.dir.path())
-        .stdin(std::process::Stdio::null());
-    moto::s3_env(&mut cmd, endpoint).output().unwrap()
+        .stdin(Stdio::null());
+    moto::s3_env(&mut cmd, endpoint);
+    cmd
+}
+
+/// Run the binary with `setup`'s config and instructions against `endpoint`.
+fn run_s3(setup: &Setup, endpoint: &str, args: &[&str]) -> Output {
+    s3_command(setup, endpoint, args).output().unwrap()
+}
+
+/// A run of the binary in the background.
+struct Running {
+    pid: u32,
+    started: Instant,
+    done: std::sync::mpsc::Receiver<std::io::Result<Output>>,
+}
+
+fn spawn_s3(setup: &Setup, endpoint: &str, args: &[&str]) -> Running {
+    let child = s3_command(setup, endpoint, args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, done) = std::sync::mpsc::channel();
+    let pid = child.id();
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    Running {
+        pid,
+        started: Instant::now(),
+        done,
+    }
+}
+
+impl Running {
+    /// Its output and how long it ran; killed, and the test failed, when it runs past `limit`.
+    fn wait(self, limit: Duration) -> (Output, Duration) {
+        match self.done.recv_timeout(limit) {
+            Ok(out) => (out.unwrap(), self.started.elapsed()),
+            Err(_) => {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &self.pid.to_string()])
+                    .status();
+                panic!("the run took more than {limit:?}");
+            }
+        }
+    }
 }
 
 fn assert_no_secret(out: &Output) {
@@ -76,8 +112,9 @@ fn decode_bytes(bytes: &[u8]) -> image::DynamicImage {
 }
 
 #[test]
+#[ignore = "needs moto_server on PATH (pip install 'moto[server]')"]
 fn a_run_from_s3_to_s3_matches_the_same_run_on_disk() {
-    let m = moto_or_skip!();
+    let m = moto::start();
     m.create_bucket("masters");
     m.create_bucket("derivs");
     let files = [
@@ -202,8 +239,9 @@ fn a_run_from_s3_to_s3_matches_the_same_run_on_disk() {
 }
 
 #[test]
+#[ignore = "needs moto_server on PATH (pip install 'moto[server]')"]
 fn skip_existing_against_s3_heads_every_derivative_and_writes_nothing() {
-    let m = moto_or_skip!();
+    let m = moto::start();
     m.create_bucket("masters");
     m.create_bucket("derivs");
     m.put(
@@ -340,22 +378,12 @@ fn azure_without_an_account_is_a_config_error() {
     );
 }
 
-fn lib_store(m: &Moto, bucket: &str, prefix: &str) -> ObjectStore {
-    let loc = ObjectLocation {
-        cloud: Cloud::S3,
-        bucket: bucket.into(),
-        prefix: prefix.into(),
-        region: None,
-        endpoint: None,
-    };
-    ObjectStore::from_client(m.bucket(bucket), &loc)
-}
-
 #[test]
+#[ignore = "needs moto_server on PATH (pip install 'moto[server]')"]
 fn the_store_from_many_rayon_threads_at_once() {
-    let m = moto_or_skip!();
+    let m = moto::start();
     m.create_bucket("lib");
-    let store = lib_store(&m, "lib", "pre/fix");
+    let store = m.store("lib", "pre/fix", &StoreOptions::default());
     let body = |i: usize| format!("object {i} ").repeat(i * 37 + 1).into_bytes();
     (0..64usize).into_par_iter().for_each(|i| {
         let key = format!("many/{:02}/o.bin", i);
@@ -386,10 +414,18 @@ fn the_store_from_many_rayon_threads_at_once() {
 }
 
 #[test]
+#[ignore = "needs moto_server on PATH (pip install 'moto[server]')"]
 fn large_bodies_are_multipart_uploads() {
-    let m = moto_or_skip!();
+    let m = moto::start();
     m.create_bucket("big");
-    let store = lib_store(&m, "big", "").with_multipart_threshold(5 << 20);
+    let store = m.store(
+        "big",
+        "",
+        &StoreOptions {
+            multipart_threshold: 5 << 20,
+            ..StoreOptions::default()
+        },
+    );
     let body: Vec<u8> = (0..(37u32 << 20) / 4)
         .flat_map(|i| i.to_le_bytes())
         .collect();
@@ -418,8 +454,9 @@ fn large_bodies_are_multipart_uploads() {
 }
 
 #[test]
+#[ignore = "needs moto_server on PATH (pip install 'moto[server]')"]
 fn s3_event_names_sources_below_the_source_prefix() {
-    let m = moto_or_skip!();
+    let m = moto::start();
     m.create_bucket("masters");
     m.create_bucket("derivs");
     m.put(
@@ -452,4 +489,200 @@ fn s3_event_names_sources_below_the_source_prefix() {
     assert!(m
         .get("derivs", "iiif/new photo.jpg/full/!256,256/0/color.jpg")
         .is_some());
+}
+
+/// A disk source with `files` and the derivatives in the S3 bucket `derivs`.
+fn disk_to_s3(files: &[(&str, std::path::PathBuf)]) -> Setup {
+    Setup::new(
+        &config_with(r#"{"name": "Disk", "path": "src"}"#, S3_CACHE),
+        INSTRUCTIONS,
+        files,
+    )
+}
+
+/// Retries and timeouts of seconds, so that each fault costs seconds.
+fn short(retry_ms: u64, timeout_ms: u64) -> StoreOptions {
+    StoreOptions {
+        retry_time: Duration::from_millis(retry_ms),
+        timeout: Duration::from_millis(timeout_ms),
+        connect_timeout: Duration::from_millis(timeout_ms),
+        ..StoreOptions::default()
+    }
+}
+
+#[test]
+#[ignore = "needs moto_server on PATH (pip install 'moto[server]')"]
+fn a_server_gone_fails_each_derivative_after_the_retry_time() {
+    let mut m = moto::start();
+    m.create_bucket("derivs");
+    let s = disk_to_s3(&[
+        ("a.jpg", fixture("landscape.jpg")),
+        ("b.jpg", fixture("portrait.jpg")),
+    ]);
+    m.kill();
+    let args = [
+        "-uri",
+        "a.jpg",
+        "-uri",
+        "b.jpg",
+        "-storage-retry-time",
+        "1s",
+        "-storage-timeout",
+        "2s",
+    ];
+    let (out, took) = spawn_s3(&s, &m.endpoint, &args).wait(Duration::from_secs(60));
+    assert_exit(&out, 1);
+    assert_no_secret(&out);
+    let r = stdout_json(&out);
+    for uri in ["a.jpg", "b.jpg"] {
+        let errors = r[uri]["errors"].as_object().unwrap();
+        assert_eq!(errors.len(), 5, "every derivative failed: {}", r[uri]);
+        for (label, e) in errors {
+            let e = e.as_str().unwrap();
+            // Named by its object, and retried (a refused connection is otherwise given up at once).
+            assert!(
+                e.contains(&format!("s3://derivs/iiif/{uri}/")) && e.contains(" retries"),
+                "{uri} {label}: {e}"
+            );
+        }
+    }
+    // Refused connections fail at once, so only the retries make the run last the retry time; and each
+    // derivative gives up after about that long, not minutes.
+    assert!(took >= Duration::from_secs(1), "{took:?}");
+    assert!(took < Duration::from_secs(30), "{took:?}");
+}
+
+#[test]
+#[ignore = "needs moto_server on PATH (pip install 'moto[server]')"]
+fn a_frozen_server_fails_a_request_within_about_the_timeout() {
+    let m = moto::start();
+    m.create_bucket("lib");
+    m.put("lib", "k.bin", b"body".to_vec());
+    let store = m.store("lib", "", &short(500, 1000));
+    assert_eq!(store.read("k.bin").unwrap(), b"body");
+    // Stopped, the server's port still accepts connections (the kernel does), but nothing answers.
+    m.freeze();
+    let started = Instant::now();
+    let read = store.read("k.bin");
+    let took = started.elapsed();
+    m.thaw();
+    match read {
+        Err(StoreError::Remote { path, .. }) => assert_eq!(path, "s3://lib/k.bin"),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        took >= Duration::from_secs(1),
+        "it failed before the timeout: {took:?}"
+    );
+    assert!(took < Duration::from_secs(6), "{took:?}");
+    // Thawed, the server answers again.
+    assert_eq!(m.get("lib", "k.bin").unwrap(), b"body");
+}
+
+#[test]
+#[ignore = "needs moto_server on PATH (pip install 'moto[server]')"]
+fn a_server_back_within_the_retry_time_lets_the_run_succeed() {
+    let m = moto::start();
+    m.create_bucket("derivs");
+    // The relay's port is the server's address for the run; stopped, it refuses connections.
+    let mut relay = Relay::start(m.port());
+    let s = disk_to_s3(&[("a.jpg", fixture("landscape.jpg"))]);
+    relay.stop();
+    let run = spawn_s3(
+        &s,
+        &relay.endpoint(),
+        &[
+            "-uri",
+            "a.jpg",
+            "-storage-retry-time",
+            "30s",
+            "-storage-timeout",
+            "5s",
+        ],
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    relay.restart();
+    let (out, took) = run.wait(Duration::from_secs(60));
+    assert_exit(&out, 0);
+    let r = stdout_json(&out);
+    assert!(r["a.jpg"]["errors"].is_null(), "{}", r["a.jpg"]);
+    let written = m.keys("derivs");
+    assert_eq!(written.len(), 5, "{written:?}");
+    assert!(took >= Duration::from_secs(2), "{took:?}");
+}
+
+#[test]
+#[ignore = "needs moto_server on PATH (pip install 'moto[server]')"]
+fn a_failed_multipart_upload_is_aborted() {
+    let m = moto::start();
+    m.create_bucket("big");
+    let store = m.store(
+        "big",
+        "",
+        &StoreOptions {
+            multipart_threshold: 5 << 20,
+            ..short(3000, 1000)
+        },
+    );
+    // Five parts, four at once: the upload takes a while after it has begun.
+    let body = vec![7u8; 80 << 20];
+    m.start_recording();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let started = Instant::now();
+        let written = store.write("large.tif", &body);
+        let _ = tx.send((written, started.elapsed()));
+    });
+    // Freeze the server once it has begun the upload, before its parts are in.
+    let began = Instant::now();
+    while !m
+        .stop_recording()
+        .iter()
+        .any(|(method, p, q)| method == "POST" && p == "/big/large.tif" && q.starts_with("uploads"))
+    {
+        assert!(
+            began.elapsed() < Duration::from_secs(30),
+            "the upload did not begin"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // The server logs a request before its answer is out: freezing it at once could keep the upload's id from the
+    // client, and an upload the client does not know of cannot be aborted (only a lifecycle rule removes it).
+    // Parts of 16 MiB take far longer than this to go in.
+    std::thread::sleep(Duration::from_millis(30));
+    m.freeze();
+    let frozen = Instant::now();
+    // Each part's attempts time out (1 s) until its retry time (3 s) is spent, by about 4.75 s; then the abort is
+    // sent, and retried for at least twice the retry time. Thawed in between, the server gets the abort.
+    std::thread::sleep(Duration::from_millis(6500));
+    m.thaw();
+    let (written, took) = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the write did not end within 30 s of the thaw");
+    match written {
+        Err(StoreError::Remote { path, message }) => {
+            assert_eq!(path, "s3://big/large.tif");
+            assert!(!message.contains("uploadId"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        frozen.elapsed() < Duration::from_secs(20),
+        "{took:?} {:?}",
+        frozen.elapsed()
+    );
+    let mut uploads = m.uploads("big");
+    for _ in 0..50 {
+        if uploads.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        uploads = m.uploads("big");
+    }
+    assert!(
+        uploads.is_empty(),
+        "incomplete uploads left: {uploads:?}\nrequests: {:?}",
+        m.stop_recording()
+    );
+    assert_eq!(m.get("big", "large.tif"), None);
 }

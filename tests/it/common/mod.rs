@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod moto;
+pub mod relay;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,12 +1,15 @@
 //! A local S3 emulator for the object storage tests: the Python `moto` server (`pip install 'moto[server]'`),
 //! started by each test on a free loopback port and killed when dropped.
 //!
-//! Without `moto_server` on PATH, [`start`] prints a notice and returns `None` (the test is skipped), unless
-//! `IIIF_PROCESS_REQUIRE_S3=1` (set by `.ci/run`), which makes it fail.
+//! The tests that need it are `#[ignore]`d, so that a plain `cargo test` shows them as ignored rather than
+//! passing without running; `cargo test -- --include-ignored` runs them (as `.ci/run` does), and then a missing
+//! `moto_server` is a failure, not a skip.
 //!
 //! The test's own S3 client is `object_store`'s, configured explicitly (never from the environment), so what
-//! the tests check does not go through the code under test.
+//! the tests check does not go through the code under test. The stores under test are built as the binary
+//! builds them, from the environment: [`Moto::store`] sets the dummy credentials in this process's environment.
 
+use iiif_process::store::{Cloud, ObjectLocation, ObjectStore as Store, StoreOptions};
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
@@ -40,60 +43,87 @@ pub struct Listed {
     pub size: u64,
 }
 
-/// Start a moto server, or skip (see the module's documentation).
-pub fn start() -> Option<Moto> {
-    let required = std::env::var("IIIF_PROCESS_REQUIRE_S3").is_ok_and(|v| v == "1");
+/// The reason on every test that needs a moto server.
+pub const IGNORED: &str = "needs moto_server on PATH (pip install 'moto[server]')";
+
+/// Start a moto server on a free loopback port; panics without `moto_server` on PATH.
+pub fn start() -> Moto {
     for _ in 0..3 {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("no free loopback port")
             .port();
-        let dir = tempfile::tempdir().expect("cannot create a temporary directory");
-        let log = std::fs::File::create(dir.path().join("moto.log")).unwrap();
-        let spawned = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn();
-        let child = match spawned {
-            Ok(c) => c,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                assert!(
-                    !required,
-                    "IIIF_PROCESS_REQUIRE_S3=1 but moto_server is not on PATH (pip install 'moto[server]')"
-                );
-                // Straight to stderr, past the test harness's capture, so the skip is seen.
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "NOTICE: moto_server is not on PATH: object storage test skipped \
-                     (pip install 'moto[server]' to run it)"
-                );
-                return None;
-            }
-            Err(e) => panic!("cannot start moto_server: {e}"),
-        };
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let mut moto = Moto {
-            child,
-            port,
-            endpoint: format!("http://127.0.0.1:{port}"),
-            dir,
-            rt,
-            mark: Default::default(),
-        };
-        if moto.wait_ready(Duration::from_secs(60)) {
-            return Some(moto);
+        if let Some(moto) = start_on(port) {
+            return moto;
         }
-        eprintln!(
-            "moto_server on port {port} did not come up:\n{}",
-            moto.log()
-        );
     }
     panic!("moto_server did not start");
+}
+
+/// Start a moto server on `port`; `None` if it did not come up (the port was taken).
+fn start_on(port: u16) -> Option<Moto> {
+    let dir = tempfile::tempdir().expect("cannot create a temporary directory");
+    let log = std::fs::File::create(dir.path().join("moto.log")).unwrap();
+    let spawned = Command::new("moto_server")
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn();
+    let child = match spawned {
+        Ok(c) => c,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
+            "moto_server is not on PATH (pip install 'moto[server]'); the object storage tests need it"
+        ),
+        Err(e) => panic!("cannot start moto_server: {e}"),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut moto = Moto {
+        child,
+        port,
+        endpoint: format!("http://127.0.0.1:{port}"),
+        dir,
+        rt,
+        mark: Default::default(),
+    };
+    if moto.wait_ready(Duration::from_secs(60)) {
+        return Some(moto);
+    }
+    eprintln!(
+        "moto_server on port {port} did not come up:\n{}",
+        moto.log()
+    );
+    None
+}
+
+/// The dummy credentials, set once in this process's environment: the stores
+/// under test read their credentials from there, as the binary's do.
+fn with_test_credentials() {
+    static SET: std::sync::Once = std::sync::Once::new();
+    // Set once, before any store of these tests is built, and never changed; child processes get theirs from
+    // `s3_env`, which replaces every AWS_ variable.
+    SET.call_once(|| {
+        std::env::set_var("AWS_ACCESS_KEY_ID", ACCESS_KEY);
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", SECRET_KEY);
+        std::env::set_var("AWS_ALLOW_HTTP", "true");
+        std::env::remove_var("AWS_SESSION_TOKEN");
+    });
+}
+
+/// A store under test for `bucket` (and `prefix`) of the server at `endpoint`, built as the binary builds one.
+pub fn store_at(endpoint: &str, bucket: &str, prefix: &str, options: &StoreOptions) -> Store {
+    with_test_credentials();
+    let loc = ObjectLocation {
+        cloud: Cloud::S3,
+        bucket: bucket.into(),
+        prefix: prefix.into(),
+        region: Some(REGION.into()),
+        endpoint: Some(endpoint.into()),
+    };
+    Store::new(&loc, options).unwrap_or_else(|e| panic!("{e}"))
 }
 
 impl Drop for Moto {
@@ -104,6 +134,51 @@ impl Drop for Moto {
 }
 
 impl Moto {
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A store under test for `bucket` (and `prefix`) of this server.
+    pub fn store(&self, bucket: &str, prefix: &str, options: &StoreOptions) -> Store {
+        store_at(&self.endpoint, bucket, prefix, options)
+    }
+
+    /// Stop the server for good: connections to its port are refused from now on.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Send the server `signal` (STOP or CONT): stopped, it still accepts connections (the kernel does) but
+    /// answers none.
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status()
+            .expect("cannot run kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    pub fn freeze(&self) {
+        self.signal("STOP");
+    }
+
+    pub fn thaw(&self) {
+        self.signal("CONT");
+    }
+
+    /// The keys of the multipart uploads in progress (begun, neither completed nor aborted) in `bucket`.
+    pub fn uploads(&self, bucket: &str) -> Vec<String> {
+        let (status, body) = self
+            .request("GET", &format!("/{bucket}?uploads"))
+            .unwrap_or_else(|| panic!("no answer to ListMultipartUploads of {bucket}"));
+        assert_eq!(status, 200, "ListMultipartUploads of {bucket}: {body}");
+        body.split("<Upload>")
+            .skip(1)
+            .filter_map(|u| Some(u.split_once("<Key>")?.1.split_once("</Key>")?.0.to_string()))
+            .collect()
+    }
+
     fn wait_ready(&mut self, limit: Duration) -> bool {
         let start = Instant::now();
         while start.elapsed() < limit {
@@ -125,6 +200,11 @@ impl Moto {
 
     /// An unsigned HTTP/1.0 request with no body; the status code, or `None` if the server did not answer.
     fn raw(&self, method: &str, path: &str) -> Option<u16> {
+        self.request(method, path).map(|(status, _)| status)
+    }
+
+    /// As [`Moto::raw`], with the body of the answer.
+    fn request(&self, method: &str, path: &str) -> Option<(u16, String)> {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
         s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
         write!(
@@ -136,7 +216,9 @@ impl Moto {
         let mut response = Vec::new();
         s.read_to_end(&mut response).ok()?;
         let text = String::from_utf8_lossy(&response);
-        text.split_whitespace().nth(1)?.parse().ok()
+        let status = text.split_whitespace().nth(1)?.parse().ok()?;
+        let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        Some((status, body.to_string()))
     }
 
     pub fn create_bucket(&self, name: &str) {
