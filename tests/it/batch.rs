@@ -123,8 +123,16 @@ fn dry_run_reads_headers_only_and_writes_nothing() {
     assert_exit(&out, 0);
     let dry = stdout_json(&out);
     assert!(!s.path("out").exists(), "nothing written");
-    let real = stdout_json(&s.run(&["-uri", "coll"]));
+    let real = s.run(&["-uri", "coll"]);
+    assert_exit(&real, 0);
+    let real = stdout_json(&real);
     for uri in ["coll/a.jpg", "coll/sub/b.jpg"] {
+        // Not two empty reports agreeing: the dry run names both derivatives.
+        assert_eq!(
+            dry[uri]["uris"].as_object().map(|m| m.len()),
+            Some(2),
+            "{uri}: {dry}"
+        );
         assert_eq!(dry[uri]["uris"], real[uri]["uris"]);
         assert_eq!(dry[uri]["dimensions"], real[uri]["dimensions"]);
     }
