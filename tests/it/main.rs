@@ -9,5 +9,6 @@ mod extensions;
 mod hostile;
 mod naming;
 mod process;
+mod reliability;
 mod s3;
 mod scale;
