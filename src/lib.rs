@@ -5,15 +5,15 @@
 //! [`pipeline`]'s, codecs [`codec`]'s, bytes in and out [`store`]'s, IIIF parameters [`iiif`]'s.
 
 pub mod cli;
-pub mod codec;
-pub mod iiif;
+pub(crate) mod codec;
+pub(crate) mod iiif;
 pub mod naming;
-pub mod pipeline;
+pub(crate) mod pipeline;
 pub mod plan;
 pub(crate) mod progress;
 pub mod report;
 pub mod run;
-pub mod services;
+pub(crate) mod services;
 pub mod settings;
-pub mod source;
+pub(crate) mod source;
 pub mod store;

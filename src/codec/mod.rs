@@ -89,7 +89,6 @@ pub enum CodecError {
 /// A decoded source: 8-bit pixels in the stored orientation.
 pub struct Decoded {
     pub image: DynamicImage,
-    pub format: Format,
     /// EXIF Orientation (none when absent or invalid).
     pub orientation: Orientation,
     pub icc: Option<Vec<u8>>,
@@ -212,7 +211,6 @@ pub fn decode_with(
     };
     Ok(Decoded {
         image,
-        format: probe.format,
         orientation: probe.orientation,
         icc,
     })

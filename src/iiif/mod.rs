@@ -13,7 +13,7 @@ pub mod size;
 
 pub use format::Format;
 pub use quality::{Crisp, Quality};
-pub use region::{Rect, Region, ResolvedRegion};
+pub use region::{Region, ResolvedRegion};
 pub use request::{ImageRequest, ResolvedRequest};
 pub use rotation::Rotation;
 pub use size::Size;

@@ -179,19 +179,23 @@ mod tests {
 
     #[test]
     fn the_hash_is_stable() {
-        // Fixed values: a change would reshuffle every array job in flight.
-        let owners: Vec<u64> = ["a.jpg", "b.jpg", "source/IMG_0084.JPG"]
-            .iter()
-            .map(|k| (0..4).find(|&i| shard(i, 4).contains(k)).unwrap())
-            .collect();
-        let again: Vec<u64> = ["a.jpg", "b.jpg", "source/IMG_0084.JPG"]
-            .iter()
-            .map(|k| {
-                let d = sha1_smol::Sha1::from(*k).digest().bytes();
-                u64::from_be_bytes(d[..8].try_into().unwrap()) % 4
-            })
-            .collect();
-        assert_eq!(owners, again);
+        // Fixed values, worked out apart from this code: a change would reshuffle every array job in flight.
+        let pinned: [(&str, [u64; 3]); 6] = [
+            ("a.jpg", [0, 3, 8]),
+            ("b.jpg", [3, 5, 3]),
+            ("c.jpg", [0, 5, 0]),
+            ("source/IMG_0084.JPG", [0, 0, 8]),
+            ("photos/00001.jpg", [2, 6, 6]),
+            ("uploads/IMG 0084 (1).png", [1, 1, 9]),
+        ];
+        for (key, owners) in pinned {
+            for (count, want) in [4, 7, 20].into_iter().zip(owners) {
+                let got: Vec<u64> = (0..count)
+                    .filter(|&i| shard(i, count).contains(key))
+                    .collect();
+                assert_eq!(got, [want], "{key} of {count}");
+            }
+        }
     }
 
     #[test]

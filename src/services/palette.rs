@@ -6,9 +6,8 @@
 //! ("vibrant"); the palette names live in `closest`, one entry per configured palette, each
 //! `{"name", "hex", "reference": "<palette>"}`.
 //!
-//! Two selections exist upstream and both are here: go-iiif v8 (go-colours 0.12) reports the quantiser's boxes
-//! themselves ([`vibrant`]); go-iiif up to v7 (go-colours 0.1) quantised to 24 colours and reported the
-//! Vibrant, LightVibrant, DarkVibrant, Muted, LightMuted and DarkMuted targets ([`vibrant_targets`]).
+//! This is go-iiif v8's selection (go-colours 0.12): the quantiser's boxes themselves ([`vibrant`]). go-iiif up
+//! to v7 chose Android Palette's six targets instead; no setting asks for that, so it is not here.
 
 use super::colour_names::{CRAYOLA, CSS4};
 pub use crate::report::Swatch;
@@ -78,6 +77,7 @@ impl NamedPalette {
 
 /// Extract up to `count` vibrant swatches as go-iiif v8 does; with `Some(palette)` each carries that palette's
 /// nearest colour in `closest`.
+#[cfg(test)]
 pub fn vibrant(img: &RgbImage, count: usize, names: Option<NamedPalette>) -> Vec<Swatch> {
     vibrant_with_palettes(img, count, names.as_slice())
 }
@@ -98,30 +98,6 @@ pub fn vibrant_with_palettes(
         .into_iter()
         .take(count)
         .map(|q| swatch(q.rgb, palettes))
-        .collect()
-}
-
-/// The go-iiif v7 (go-colours 0.1) vibrant extruder: quantise to 24 colours, then report the swatches chosen
-/// for the Vibrant, LightVibrant, DarkVibrant, Muted, LightMuted and DarkMuted targets, skipping targets with
-/// none, up to `count`.
-pub fn vibrant_targets(img: &RgbImage, count: usize, palettes: &[NamedPalette]) -> Vec<Swatch> {
-    let scaled = scale_down(img);
-    let swatches = quantize(&scaled, 24);
-    let chosen = select_targets(&swatches);
-    // Targets are scored in the builder's order but reported in the extruder's.
-    const REPORT_ORDER: [usize; 6] = [
-        VIBRANT,
-        LIGHT_VIBRANT,
-        DARK_VIBRANT,
-        MUTED,
-        LIGHT_MUTED,
-        DARK_MUTED,
-    ];
-    REPORT_ORDER
-        .iter()
-        .filter_map(|&t| chosen[t])
-        .take(count)
-        .map(|i| swatch(swatches[i].rgb, palettes))
         .collect()
 }
 
@@ -476,80 +452,6 @@ fn quantize(img: &RgbImage, max: u32) -> Vec<QSwatch> {
     out
 }
 
-// ---- Targets (go-iiif v7): Android Palette's scoring. ----
-
-const VIBRANT: usize = 0;
-const MUTED: usize = 1;
-const LIGHT_VIBRANT: usize = 2;
-const LIGHT_MUTED: usize = 3;
-const DARK_VIBRANT: usize = 4;
-const DARK_MUTED: usize = 5;
-
-/// (min, target, max) saturation and lightness of one target.
-struct Target {
-    sat: (f64, f64, f64),
-    light: (f64, f64, f64),
-}
-
-/// In vibrant's builder order, which is the order they claim swatches in.
-const TARGETS: [Target; 6] = [
-    Target {
-        sat: (0.35, 1.0, 1.0),
-        light: (0.3, 0.5, 0.7),
-    }, // Vibrant
-    Target {
-        sat: (0.0, 0.3, 0.4),
-        light: (0.3, 0.5, 0.7),
-    }, // Muted
-    Target {
-        sat: (0.35, 1.0, 1.0),
-        light: (0.55, 0.74, 1.0),
-    }, // LightVibrant
-    Target {
-        sat: (0.0, 0.3, 0.4),
-        light: (0.55, 0.74, 1.0),
-    }, // LightMuted
-    Target {
-        sat: (0.35, 1.0, 1.0),
-        light: (0.0, 0.26, 0.45),
-    }, // DarkVibrant
-    Target {
-        sat: (0.0, 0.3, 0.4),
-        light: (0.0, 0.26, 0.45),
-    }, // DarkMuted
-];
-
-/// The swatch index each target picks, or None; each pick is exclusive.
-fn select_targets(swatches: &[QSwatch]) -> [Option<usize>; 6] {
-    let max_pop = swatches.iter().map(|s| s.population).max().unwrap_or(0);
-    let mut used: Vec<[u8; 3]> = Vec::new();
-    let mut chosen = [None; 6];
-    for (t, target) in TARGETS.iter().enumerate() {
-        let mut best: Option<(usize, f64)> = None;
-        for (i, s) in swatches.iter().enumerate() {
-            let (sat, light) = sat_light(s.rgb);
-            let in_range = sat >= target.sat.0
-                && sat <= target.sat.2
-                && light >= target.light.0
-                && light <= target.light.2;
-            if used.contains(&s.rgb) || !in_range {
-                continue;
-            }
-            let score = 0.375 * (1.0 - (sat - target.sat.1).abs())
-                + 0.575 * (1.0 - (light - target.light.1).abs()).powi(2)
-                + 0.05 * (f64::from(s.population) / f64::from(max_pop));
-            if best.is_none_or(|(_, b)| score > b) {
-                best = Some((i, score));
-            }
-        }
-        if let Some((i, _)) = best {
-            used.push(swatches[i].rgb);
-            chosen[t] = Some(i);
-        }
-    }
-    chosen
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -681,7 +583,6 @@ mod tests {
     fn black_and_white_are_filtered() {
         let img = bands(&[[0, 0, 0], [255, 255, 255]], 10, 10);
         assert!(vibrant(&img, 5, None).is_empty());
-        assert!(vibrant_targets(&img, 5, &[]).is_empty());
     }
 
     #[test]
@@ -689,7 +590,6 @@ mod tests {
         let one = RgbImage::from_pixel(1, 1, Rgb([10, 200, 30]));
         assert_eq!(vibrant(&one, 5, None).len(), 1);
         assert!(vibrant(&one, 0, None).is_empty());
-        assert_eq!(vibrant_targets(&one, 5, &[]).len(), 1);
         let empty = RgbImage::new(0, 0);
         assert!(vibrant(&empty, 5, None).is_empty());
         // Wider than the resize area allows at one pixel high: scales to nothing.
@@ -707,16 +607,6 @@ mod tests {
         let got = vibrant(&img, 5, None);
         assert!(got.iter().any(|s| s.hex == "#f80000"));
         assert!(got.iter().any(|s| s.hex == "#0000f8"));
-    }
-
-    #[test]
-    fn targets_pick_vibrant_and_muted() {
-        // A saturated red (Vibrant), a greyish blue (Muted), a dark green (DarkVibrant).
-        let img = bands(&[[230, 30, 30], [110, 120, 140], [20, 90, 20]], 60, 20);
-        let got = vibrant_targets(&img, 5, &[]);
-        let hexes: Vec<&str> = got.iter().map(|s| s.hex.as_str()).collect();
-        assert_eq!(hexes, ["#e81818", "#185818", "#687888"]);
-        assert_eq!(vibrant_targets(&img, 1, &[]).len(), 1);
     }
 
     #[test]

@@ -39,8 +39,6 @@ pub enum DerivativeError {
 /// One derivative, decided.
 #[derive(Debug, Clone)]
 pub struct Derivative {
-    /// Index of its instruction in the instruction set.
-    pub index: usize,
     pub label: String,
     pub resolved: ResolvedRequest,
     /// The dimensions the request was resolved against: the upright image's, or the stored one's for
@@ -134,7 +132,7 @@ impl SourcePlan {
         let upright = codec::oriented_dims(probe.width, probe.height, probe.orientation);
         let mut derivatives = Vec::new();
         let mut failed = Vec::new();
-        for (index, ins) in instructions.iter().enumerate() {
+        for ins in instructions {
             let req = &ins.request;
             let from_stored = req.rotation == Rotation::NoAutoRotate
                 && probe.orientation != Orientation::NoTransforms;
@@ -172,7 +170,6 @@ impl SourcePlan {
                 && (!resolved.auto_orient || probe.orientation == Orientation::NoTransforms);
             let need = if copy { 0.0 } else { scale_need(&resolved) };
             derivatives.push(Derivative {
-                index,
                 label: ins.label.clone(),
                 path: path(ins, iiif_format(format)),
                 resolved,

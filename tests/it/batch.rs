@@ -123,8 +123,16 @@ fn dry_run_reads_headers_only_and_writes_nothing() {
     assert_exit(&out, 0);
     let dry = stdout_json(&out);
     assert!(!s.path("out").exists(), "nothing written");
-    let real = stdout_json(&s.run(&["-uri", "coll"]));
+    let real = s.run(&["-uri", "coll"]);
+    assert_exit(&real, 0);
+    let real = stdout_json(&real);
     for uri in ["coll/a.jpg", "coll/sub/b.jpg"] {
+        // Not two empty reports agreeing: the dry run names both derivatives.
+        assert_eq!(
+            dry[uri]["uris"].as_object().map(|m| m.len()),
+            Some(2),
+            "{uri}: {dry}"
+        );
         assert_eq!(dry[uri]["uris"], real[uri]["uris"]);
         assert_eq!(dry[uri]["dimensions"], real[uri]["dimensions"]);
     }
@@ -292,12 +300,157 @@ fn progress_bar_only_when_asked_or_on_a_terminal() {
     assert!(stderr(&silent).is_empty());
 }
 
+/// Kills the child when a test fails while it runs, so that a binary blocked on a FIFO does not outlive the test.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill(); // it may have exited already: nothing to do then
+        let _ = self.0.wait();
+    }
+}
+
+/// Opens `fifo` for writing if, and only if, some process has it open for reading (a reader blocked in its
+/// open counts): without a reader the non-blocking open fails with ENXIO.
+fn open_if_read(fifo: &std::path::Path) -> Option<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(fifo)
+    {
+        Ok(f) => Some(f),
+        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => None,
+        Err(e) => panic!("{}: {e}", fifo.display()),
+    }
+}
+
+/// Writes all of `bytes` into a FIFO opened non-blocking, waiting while the pipe is full, then closes it.
+fn feed(mut f: std::fs::File, bytes: &[u8], deadline: std::time::Instant) {
+    use std::io::Write;
+    let mut done = 0;
+    while done < bytes.len() {
+        match f.write(&bytes[done..]) {
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the reader stopped reading"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            Err(e) => panic!("feeding a source: {e}"),
+        }
+    }
+}
+
 #[test]
 fn jobs_bounds_sources_in_flight() {
+    use std::time::{Duration, Instant};
+    // Each source is a FIFO: the binary's read of one blocks until the test writes it, so the FIFOs that have a
+    // reader are exactly the sources the binary has started and not yet read. Only after looking at all of them
+    // does the test feed those, so a run that starts more than -jobs sources at once is seen doing it.
+    let jpeg = std::fs::read(fixture("landscape.jpg")).unwrap();
+    const SOURCES: usize = 6;
+    for jobs in [1usize, 2, 4] {
+        let s = Setup::new(FULL_CONFIG, r#"{"n": {"size": "!64,64"}}"#, &[]);
+        let mut fifos: Vec<(String, std::path::PathBuf)> = Vec::new();
+        let mut args = vec!["-jobs".to_string(), jobs.to_string()];
+        for i in 0..SOURCES {
+            let name = format!("f{i}.jpg");
+            let path = s.path("src").join(&name);
+            let made = Command::new("mkfifo").arg(&path).status().unwrap();
+            assert!(made.success(), "mkfifo {}", path.display());
+            args.extend(["-uri".to_string(), name.clone()]);
+            fifos.push((name, path));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut child = KillOnDrop(
+            s.command(&args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut most = 0;
+        let mut fed = [false; SOURCES];
+        while fed.contains(&false) {
+            assert!(
+                Instant::now() < deadline,
+                "-jobs {jobs}: sources not read in time: {fed:?}"
+            );
+            assert!(
+                child.0.try_wait().unwrap().is_none(),
+                "-jobs {jobs}: exited before reading every source: {fed:?}"
+            );
+            let mut open: Vec<(usize, std::fs::File)> = Vec::new();
+            let look = |open: &mut Vec<(usize, std::fs::File)>| {
+                for (i, (_, path)) in fifos.iter().enumerate() {
+                    if !fed[i] && !open.iter().any(|(j, _)| *j == i) {
+                        if let Some(f) = open_if_read(path) {
+                            open.push((i, f));
+                        }
+                    }
+                }
+            };
+            look(&mut open);
+            if open.is_empty() {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            }
+            // Give the other threads time to reach a source too, then look again. At the start every thread
+            // takes one, so wait for all of them (a loaded machine may be slow to run them).
+            let first = most == 0;
+            let since = Instant::now();
+            loop {
+                std::thread::sleep(Duration::from_millis(10));
+                look(&mut open);
+                let waited = since.elapsed();
+                if waited >= Duration::from_millis(200)
+                    && (!first || open.len() >= jobs || waited >= Duration::from_secs(5))
+                {
+                    break;
+                }
+            }
+            let names: Vec<&str> = open.iter().map(|(i, _)| fifos[*i].0.as_str()).collect();
+            assert!(
+                open.len() <= jobs,
+                "-jobs {jobs}: {} sources read at once: {names:?}",
+                open.len()
+            );
+            most = most.max(open.len());
+            for (i, f) in open {
+                // Closing after the last byte ends the reader's file; the binary never opens a source twice.
+                feed(f, &jpeg, deadline);
+                fed[i] = true;
+            }
+        }
+        // Every thread started a source at once: the bound was reached, so a looser one would have been seen.
+        assert_eq!(most, jobs.min(SOURCES), "-jobs {jobs}");
+        while child.0.try_wait().unwrap().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "-jobs {jobs}: the run did not finish"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let mut stdout = Vec::new();
+        std::io::Read::read_to_end(child.0.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+        assert!(
+            child.0.try_wait().unwrap().unwrap().success(),
+            "-jobs {jobs}"
+        );
+        let r: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
+        for (name, _) in &fifos {
+            assert_eq!(
+                r[name]["dimensions"]["n"],
+                serde_json::json!([64, 43]),
+                "{name}: {r}"
+            );
+        }
+    }
     let s = photo_dir();
-    let one = s.run(&["-uri", "coll", "-jobs", "1"]);
-    assert_exit(&one, 0);
-    let many = s.run(&["-uri", "coll", "-jobs", "8"]);
-    assert_eq!(stdout_json(&one), stdout_json(&many));
     assert_exit(&s.run(&["-uri", "coll", "-jobs", "0"]), 2);
 }

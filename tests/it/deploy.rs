@@ -1,10 +1,122 @@
 //! The deployment examples and the Dockerfile stay valid for this binary.
 
 use crate::common::*;
+use std::path::Path;
 
 fn parse(args: &[String]) -> iiif_process::cli::Args {
     let argv = std::iter::once("iiif-process".to_string()).chain(args.iter().cloned());
     iiif_process::cli::parse(argv).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+/// The value of `key = "value"` in `section` of Cargo.toml (the first table with that header). Cargo.toml is
+/// simple enough here that a line reader does; no TOML parser is a dependency.
+fn manifest_value(section: &str, key: &str) -> String {
+    let manifest = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    let mut lines = manifest.lines().map(str::trim);
+    lines
+        .find(|l| *l == section)
+        .unwrap_or_else(|| panic!("no {section} in Cargo.toml"));
+    lines
+        .take_while(|l| !l.starts_with('['))
+        .find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            (k.trim() == key).then(|| v.trim().trim_matches('"').to_string())
+        })
+        .unwrap_or_else(|| panic!("no {key} in {section} of Cargo.toml"))
+}
+
+/// The Dockerfile's instructions, continuation lines joined and comments dropped, as (instruction, arguments).
+fn dockerfile() -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
+    let mut out = Vec::new();
+    let mut pending = String::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('#') || (line.is_empty() && pending.is_empty()) {
+            continue;
+        }
+        match line.strip_suffix('\\') {
+            Some(part) => pending.push_str(part),
+            None => {
+                pending.push_str(line);
+                let joined = std::mem::take(&mut pending);
+                let (instr, args) = joined
+                    .split_once(char::is_whitespace)
+                    .unwrap_or((&joined, ""));
+                out.push((instr.to_ascii_uppercase(), args.trim().to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// Every command line of a deploy example: JSON `command` arrays anywhere in the document.
+fn json_commands(v: &serde_json::Value, out: &mut Vec<Vec<String>>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, v) in m {
+                if k == "command" {
+                    out.push(serde_json::from_value(v.clone()).unwrap());
+                } else {
+                    json_commands(v, out);
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|v| json_commands(v, out)),
+        _ => {}
+    }
+}
+
+/// Every `args:` (or `command:`) block list of a YAML deploy example, item by item.
+fn yaml_commands(text: &str) -> Vec<Vec<String>> {
+    let lines: Vec<&str> = text.lines().collect();
+    lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| matches!(l.trim(), "args:" | "command:"))
+        .map(|(i, _)| {
+            lines[i + 1..]
+                .iter()
+                .map_while(|l| l.trim().strip_prefix("- "))
+                .map(|a| a.trim().to_string())
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn every_deploy_example_names_flags_the_binary_accepts() {
+    let mut seen = 0;
+    for entry in std::fs::read_dir(root().join("deploy")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let commands = match path.extension().and_then(|e| e.to_str()) {
+            Some("json") => {
+                let mut c = Vec::new();
+                json_commands(&serde_json::from_str(&text).unwrap(), &mut c);
+                c
+            }
+            Some("yaml" | "yml") => yaml_commands(&text),
+            _ => continue,
+        };
+        assert!(!commands.is_empty(), "{}: no command found", path.display());
+        for command in &commands {
+            assert!(!command.is_empty(), "{}: an empty command", path.display());
+            let args = parse(command);
+            // A deployment names what to process: a manifest, an event or URIs.
+            assert!(
+                args.manifest.is_some()
+                    || args.s3_event.is_some()
+                    || !args.uri.is_empty()
+                    || !args.uris.is_empty(),
+                "{}: {command:?} processes nothing",
+                path.display()
+            );
+        }
+        seen += 1;
+    }
+    // The two examples the README describes, at least.
+    assert!(seen >= 2, "{seen} deploy examples found");
 }
 
 #[test]
@@ -27,13 +139,9 @@ fn aws_batch_job_definition_is_a_valid_command() {
 fn kubernetes_indexed_job_is_a_valid_command_with_matching_count() {
     let text = std::fs::read_to_string(root().join("deploy/kubernetes-indexed-job.yaml")).unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    let start = lines.iter().position(|l| l.trim() == "args:").unwrap();
-    let args: Vec<String> = lines[start + 1..]
-        .iter()
-        .map_while(|l| l.trim().strip_prefix("- "))
-        .map(str::to_string)
-        .collect();
-    let parsed = parse(&args);
+    let commands = yaml_commands(&text);
+    assert_eq!(commands.len(), 1, "{commands:?}");
+    let parsed = parse(&commands[0]);
     assert_eq!(parsed.shard.as_deref(), Some("auto"));
     let completions: u64 = lines
         .iter()
@@ -43,22 +151,123 @@ fn kubernetes_indexed_job_is_a_valid_command_with_matching_count() {
         .unwrap();
     assert!(text.contains("completionMode: Indexed"));
     assert_eq!(parsed.shard_count, Some(completions));
+    // The files the command reads are in the mounted ConfigMap.
+    let mount = lines
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("mountPath:"))
+        .map(str::trim)
+        .unwrap();
+    for file in [
+        parsed.config.as_path(),
+        parsed.instructions.as_path(),
+        Path::new(parsed.manifest.as_deref().unwrap()),
+    ] {
+        assert!(
+            file.starts_with(mount),
+            "{} is not under {mount}",
+            file.display()
+        );
+    }
 }
 
 #[test]
-fn dockerfile_builds_with_the_locked_release_command_and_runs_the_binary() {
-    let text = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
-    assert!(text.contains("RUN cargo build --release --locked"));
-    assert!(text.contains("apt-get install -y --no-install-recommends cmake nasm"));
-    assert!(text.contains(
-        "COPY --from=build /src/target/release/iiif-process /usr/local/bin/iiif-process"
-    ));
-    assert!(text.contains(r#"ENTRYPOINT ["/usr/local/bin/iiif-process"]"#));
-    // What the build stage copies is all the build needs: the manifest, the lock file and src/.
-    assert!(text.contains("COPY Cargo.toml Cargo.lock ./") && text.contains("COPY src ./src"));
+fn dockerfile_builds_this_package_and_runs_its_binary() {
+    let bin = manifest_value("[[bin]]", "name");
+    assert_eq!(bin, env!("CARGO_PKG_NAME"), "the binary the tests run");
+    let instructions = dockerfile();
+    let stages: Vec<usize> = instructions
+        .iter()
+        .enumerate()
+        .filter(|(_, (i, _))| i == "FROM")
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(stages.len(), 2, "a build stage and a run stage");
+    let (build, run) = instructions[stages[0]..].split_at(stages[1] - stages[0]);
+    assert!(
+        build[0].1.ends_with(" AS build"),
+        "the first stage is `build`: {}",
+        build[0].1
+    );
+
+    // The build stage copies only what exists, and with it everything cargo builds from.
+    let workdir = build
+        .iter()
+        .rev()
+        .find(|(i, _)| i == "WORKDIR")
+        .map(|(_, a)| a.clone())
+        .expect("a WORKDIR in the build stage");
+    let mut copied = Vec::new();
+    for (_, args) in build.iter().filter(|(i, _)| i == "COPY") {
+        let parts: Vec<&str> = args.split_whitespace().collect();
+        assert!(!parts[0].starts_with("--"), "COPY {args}");
+        for src in &parts[..parts.len() - 1] {
+            assert!(
+                root().join(src).exists(),
+                "COPY {args}: {src} is not in the repository"
+            );
+            copied.push(src.trim_end_matches('/').to_string());
+        }
+    }
     let manifest = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
     assert!(
         !manifest.contains("build ="),
         "a build script would have to be copied too"
     );
+    for needed in [
+        "Cargo.toml".to_string(),
+        "Cargo.lock".to_string(),
+        manifest_value("[lib]", "path"),
+        manifest_value("[[bin]]", "path"),
+    ] {
+        assert!(
+            copied
+                .iter()
+                .any(|c| Path::new(&needed).starts_with(Path::new(c))),
+            "{needed} is not copied into the build stage ({copied:?})"
+        );
+    }
+    // The build: locked, release, and (when named) this binary.
+    let cargo = build
+        .iter()
+        .filter(|(i, _)| i == "RUN")
+        .find(|(_, a)| a.contains("cargo build"))
+        .map(|(_, a)| a.split_whitespace().collect::<Vec<_>>())
+        .expect("a RUN cargo build in the build stage");
+    assert!(
+        cargo.contains(&"--release") && cargo.contains(&"--locked"),
+        "{cargo:?}"
+    );
+    if let Some(i) = cargo.iter().position(|a| *a == "--bin") {
+        assert_eq!(cargo[i + 1], bin);
+    }
+    // The default features build libjpeg-turbo, which needs cmake and nasm.
+    if manifest_value("[features]", "default").contains("turbojpeg") {
+        let installs = build
+            .iter()
+            .filter(|(i, _)| i == "RUN")
+            .find(|(_, a)| a.contains("apt-get install"))
+            .map(|(_, a)| a.split_whitespace().collect::<Vec<_>>())
+            .expect("the build stage installs packages");
+        assert!(
+            installs.contains(&"cmake") && installs.contains(&"nasm"),
+            "{installs:?}"
+        );
+    }
+
+    // The run stage takes that binary from the build stage and runs it.
+    let (_, from_build) = run
+        .iter()
+        .find(|(i, a)| i == "COPY" && a.starts_with("--from=build "))
+        .expect("the run stage copies from the build stage");
+    let parts: Vec<&str> = from_build.split_whitespace().collect();
+    assert_eq!(parts.len(), 3, "COPY {from_build}");
+    assert_eq!(parts[1], format!("{workdir}/target/release/{bin}"));
+    let installed = parts[2];
+    assert_eq!(Path::new(installed).file_name().unwrap(), bin.as_str());
+    let (_, entry) = run
+        .iter()
+        .find(|(i, _)| i == "ENTRYPOINT")
+        .expect("an ENTRYPOINT");
+    let entry: Vec<String> = serde_json::from_str(entry).expect("ENTRYPOINT in exec form");
+    assert_eq!(entry, [installed]);
 }

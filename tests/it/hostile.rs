@@ -243,15 +243,22 @@ fn unusual_but_valid_images_work() {
     let out = s.run(&args);
     assert_exit(&out, 0);
     let r = stdout_json(&out);
-    for (n, path, _) in &files {
+    for (n, path, channels) in &files {
         let (w, h) = decode(path).dimensions();
-        let n_dims = s
-            .output(&format!("{n}/full/!64,64/0/color.png"))
-            .dimensions();
+        let n_out = s.output(&format!("{n}/full/!64,64/0/color.png"));
+        let n_dims = n_out.dimensions();
         assert!(
             n_dims.0 <= 64
                 && n_dims.1 <= 64
-                && (n_dims.0 == 64 || n_dims.1 == 64 || (w, h) == (1, 1))
+                && (n_dims.0 == 64 || n_dims.1 == 64 || (w, h) == (1, 1)),
+            "{n}: {n_dims:?}"
+        );
+        // Gray stays gray and alpha stays alpha; everything else (CMYK included) comes out as RGB.
+        assert_eq!(
+            usize::from(n_out.color().channel_count()),
+            *channels,
+            "{n}: {:?}",
+            n_out.color()
         );
         assert_eq!(r[*n]["dimensions"]["s"], serde_json::json!([32, 32]), "{n}");
     }

@@ -11,5 +11,6 @@ mod limits;
 mod messages;
 mod naming;
 mod process;
+mod reliability;
 mod s3;
 mod scale;
