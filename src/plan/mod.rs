@@ -10,7 +10,7 @@ use crate::cli::Args;
 use crate::naming::{NamingError, SourceUri};
 use crate::settings::instructions::Instruction;
 use crate::settings::Settings;
-use crate::store::{Location, Store};
+use crate::store::{Location, Store, StoreError};
 use shard::{Shard, ShardError, ShardSpec};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -54,7 +54,7 @@ pub enum PlanError {
 }
 
 /// Why one named source cannot be processed; it becomes that source's error in the report.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum SourceProblem {
     #[error(transparent)]
     Name(#[from] NamingError),
@@ -84,26 +84,11 @@ pub enum SourceProblem {
     )]
     CwdOutsideRoot { given: String, root: String },
     #[error("source {given:?}: {source}")]
-    List {
-        given: String,
-        source: StoreErrorText,
-    },
+    List { given: String, source: StoreError },
 }
-
-/// A store error kept as its message, so a [`SourceProblem`] can be cloned into each label of a report.
-#[derive(Debug, Clone)]
-pub struct StoreErrorText(pub String);
-
-impl std::fmt::Display for StoreErrorText {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for StoreErrorText {}
 
 /// One source of the run.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct PlannedSource {
     /// The name as given or listed: the report's key.
     pub given: String,
@@ -155,7 +140,7 @@ impl Plan {
                 args.shard_count,
             )?),
         };
-        let uris: Vec<(String, Result<SourceUri, SourceProblem>)> = given
+        let mut uris: Vec<(String, Result<SourceUri, SourceProblem>)> = given
             .into_iter()
             .map(|g| {
                 let uri = g
@@ -167,11 +152,10 @@ impl Plan {
             .collect();
         // Names from the command line are the user's to fix at once; those from a manifest, an event or a
         // listing are each their own source's error, and the others run.
-        if let Some(problem) = uris[..on_command_line]
-            .iter()
-            .find_map(|(_, u)| u.as_ref().err())
-        {
-            return Err(PlanError::Given(problem.clone()));
+        if let Some(i) = uris[..on_command_line].iter().position(|(_, u)| u.is_err()) {
+            if let Err(problem) = uris.swap_remove(i).1 {
+                return Err(PlanError::Given(problem));
+            }
         }
         check_rewrites(&uris, &settings.instructions)?;
         let excluded = excluded_prefix(&config.source, &config.derivatives);
@@ -383,10 +367,7 @@ fn expand(
         match store.list(&u.origin) {
             Err(e) => push(
                 given.clone(),
-                Err(SourceProblem::List {
-                    given,
-                    source: StoreErrorText(e.to_string()),
-                }),
+                Err(SourceProblem::List { given, source: e }),
                 false,
             ),
             Ok(None) => push(given, Ok(u), false),

@@ -98,6 +98,7 @@ pub fn redacted(text: &str) -> String {
         Some((scheme, rest)) => {
             let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
             let host = authority.rsplit('@').next().unwrap_or("");
+            let path = if path == "/" { "" } else { path };
             format!("{scheme}://{host}{path}")
         }
         None => no_query.to_string(),

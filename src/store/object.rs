@@ -12,6 +12,7 @@
 //! Credentials and endpoints come from the environment only (`AWS_*`, `GOOGLE_*`, `AZURE_*`, as the
 //! `object_store` builders read them); nothing here prints them.
 
+use super::location::redacted;
 use super::{Cloud, Key, ObjectLocation, Store, StoreError, StoreOptions};
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::aws::AmazonS3ConfigKey;
@@ -75,23 +76,6 @@ fn truthy(value: &str) -> bool {
     )
 }
 
-/// `url` without user info, query string or fragment, for messages.
-fn shown_url(url: &str) -> String {
-    let url = url.split(['?', '#']).next().unwrap_or("");
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let (host, path) = rest.split_once('/').map_or((rest, ""), |(h, p)| (h, p));
-            let host = host.rsplit('@').next().unwrap_or(host);
-            if path.is_empty() {
-                format!("{scheme}://{host}")
-            } else {
-                format!("{scheme}://{host}/{path}")
-            }
-        }
-        None => url.to_string(),
-    }
-}
-
 /// An object_store error's message with the query string cut from every URL in it: multipart requests carry
 /// upload ids there, and presigned or SAS-style URLs their signatures.
 fn message(e: &object_store::Error) -> String {
@@ -99,7 +83,7 @@ fn message(e: &object_store::Error) -> String {
         .split(' ')
         .map(|word| {
             if word.starts_with("http://") || word.starts_with("https://") {
-                shown_url(word)
+                redacted(word)
             } else {
                 word.to_string()
             }
@@ -157,7 +141,7 @@ fn client(
                 {
                     return Err(StoreError::PlainHttp {
                         location: loc.to_string(),
-                        endpoint: shown_url(&endpoint),
+                        endpoint: redacted(&endpoint),
                     });
                 }
             }
@@ -493,10 +477,10 @@ mod tests {
     #[test]
     fn messages_show_no_query_string_or_user_info() {
         assert_eq!(
-            shown_url("https://u:p@host:9/b/k?uploadId=1&partNumber=2"),
+            redacted("https://u:p@host:9/b/k?uploadId=1&partNumber=2"),
             "https://host:9/b/k"
         );
-        assert_eq!(shown_url("http://host"), "http://host");
+        assert_eq!(redacted("http://host"), "http://host");
         let e = object_store::Error::Generic {
             store: "S3",
             source:
