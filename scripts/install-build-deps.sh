@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
-# Installs what `cargo build` needs beyond a Rust toolchain: cmake and nasm, which build the bundled
-# libjpeg-turbo. Does nothing when both are present. Debian and Ubuntu (apt-get); elsewhere, install them with
-# the system's package manager (Homebrew: `brew install cmake nasm`), or build without libjpeg-turbo:
-# `cargo build --release --no-default-features --features pure-rust` (pure-Rust JPEG codecs, slower).
+# Installs what `cargo build` and `cargo test` need beyond a Rust toolchain: cmake and nasm, which build the
+# bundled libjpeg-turbo, and ImageMagick, whose `identify` the tests use to read the derivatives with decoders
+# other than this crate's. Does nothing when all are present. Debian and Ubuntu (apt-get); elsewhere, install
+# them with the system's package manager (Homebrew: `brew install cmake nasm imagemagick`), or build without
+# libjpeg-turbo: `cargo build --release --no-default-features --features pure-rust` (pure-Rust JPEG codecs, slower).
 set -euo pipefail
-if command -v cmake >/dev/null && command -v nasm >/dev/null; then
+need=()
+command -v cmake >/dev/null || need+=(cmake)
+command -v nasm >/dev/null || need+=(nasm)
+command -v identify >/dev/null || need+=(imagemagick)
+if ((${#need[@]} == 0)); then
     exit 0
 fi
 if ! command -v apt-get >/dev/null; then
-    echo "install cmake and nasm with your package manager (or build with --no-default-features --features pure-rust)" >&2
+    echo "install ${need[*]} with your package manager (or build with --no-default-features --features pure-rust)" >&2
     exit 1
 fi
 sudo=""
 [ "$(id -u)" = 0 ] || sudo=sudo
 $sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends cmake nasm >/dev/null
+$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

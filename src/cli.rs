@@ -1,6 +1,7 @@
 //! Command-line flags. go-iiif's single-dash long flags (`-config x`, `-config=x`) and the usual `--config x`
 //! are both accepted. Nothing here reads files.
 
+use crate::codec::WebpQuality;
 use clap::{CommandFactory, Parser};
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -47,6 +48,11 @@ pub struct Args {
     /// JPEG quality of derivatives, 1-100
     #[arg(long, value_name = "N", default_value_t = 85, value_parser = clap::value_parser!(u8).range(1..=100))]
     pub jpeg_quality: u8,
+
+    /// WebP derivatives: lossy at quality N (1-100), or `lossless` (default 80, or the config's
+    /// derivatives.webp_quality)
+    #[arg(long, value_name = "N|lossless")]
+    pub webp_quality: Option<WebpQuality>,
 
     /// Refuse sources with more pixels than this, before decoding (default 250000000, or the config's
     /// images.source.max_pixels)

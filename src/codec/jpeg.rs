@@ -73,6 +73,13 @@ pub fn encode(
     let converted;
     let img = match img {
         DynamicImage::ImageLuma8(_) | DynamicImage::ImageRgb8(_) => img,
+        // Gray stays one component.
+        DynamicImage::ImageLumaA8(_) | DynamicImage::ImageLumaA16(_) => {
+            converted = DynamicImage::ImageLuma8(
+                DynamicImage::ImageRgb8(flatten_on_white(img)).into_luma8(),
+            );
+            &converted
+        }
         i if i.color().has_alpha() => {
             converted = DynamicImage::ImageRgb8(flatten_on_white(i));
             &converted

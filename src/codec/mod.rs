@@ -4,6 +4,7 @@
 //! JPEG, everything the decoder needs), and [`decode_with`] takes that probe. JPEG goes through the one
 //! interface in `jpeg` (libjpeg-turbo or pure Rust, chosen there by feature), everything else through `raster`.
 
+mod gif;
 mod jpeg;
 #[cfg(not(feature = "turbojpeg"))]
 mod jpeg_rust;
@@ -13,12 +14,15 @@ mod metadata;
 mod raster;
 #[cfg(test)]
 mod tests;
+mod tiff;
+mod webp;
 
 #[cfg(not(any(feature = "turbojpeg", feature = "pure-rust")))]
 compile_error!("build with the default `turbojpeg` feature or with `--no-default-features --features pure-rust`");
 
 use image::{DynamicImage, ImageFormat};
-use std::io::Cursor;
+
+pub use webp::{WebpQuality, WebpQualityError};
 
 /// EXIF orientation: how the stored pixels must be turned to be upright.
 pub use image::metadata::Orientation;
@@ -250,6 +254,7 @@ pub struct EncodeOptions<'a> {
     pub exif_orientation: Option<Orientation>,
     /// The source's ICC profile, carried into formats that hold one (jpg, png) so colours stay right.
     pub icc: Option<&'a [u8]>,
+    pub webp_quality: WebpQuality,
 }
 
 pub fn encode(
@@ -277,23 +282,8 @@ pub fn encode(
                 })?;
             Ok(out)
         }
-        Format::Webp | Format::Gif | Format::Tiff => {
-            // webp and gif encoders take RGB(A) only.
-            let img = match (format, img) {
-                (Format::Gif, i) => DynamicImage::ImageRgba8(i.to_rgba8()),
-                (Format::Webp, i) if i.color().has_alpha() => {
-                    DynamicImage::ImageRgba8(i.to_rgba8())
-                }
-                (Format::Webp, i) => DynamicImage::ImageRgb8(i.to_rgb8()),
-                (_, i) => i.clone(),
-            };
-            let mut out = Cursor::new(Vec::new());
-            img.write_to(&mut out, raster::image_format(format))
-                .map_err(|e| CodecError::Encode {
-                    format: format.name(),
-                    message: e.to_string(),
-                })?;
-            Ok(out.into_inner())
-        }
+        Format::Webp => webp::encode(img, opts.webp_quality),
+        Format::Gif => gif::encode(img),
+        Format::Tiff => tiff::encode(img),
     }
 }

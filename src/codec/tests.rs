@@ -107,6 +107,7 @@ fn orientation_written_into_jpeg_reads_back() {
             jpeg_quality: 85,
             exif_orientation: Orientation::from_exif(o),
             icc: None,
+            ..Default::default()
         };
         let bytes = encode(&img, Format::Jpeg, &opts).unwrap();
         let d = decode(&bytes, DEFAULT_MAX_PIXELS).unwrap();

@@ -36,9 +36,9 @@ pub enum Size {
     },
 }
 
-/// `a * num / den` rounded to the nearest pixel, at least 1.
+/// `a * num / den` rounded to the nearest pixel (0 when it rounds to nothing).
 fn scaled(a: u32, num: f64, den: f64) -> u32 {
-    ((a as f64 * num / den).round()).clamp(1.0, u32::MAX as f64) as u32
+    ((a as f64 * num / den).round()).clamp(0.0, u32::MAX as f64) as u32
 }
 
 impl Size {
@@ -54,7 +54,9 @@ impl Size {
         }
     }
 
-    /// Resolve against the region's output dimensions. Results round to the nearest pixel and are never 0.
+    /// Resolve against the region's output dimensions. Results round to the nearest pixel; a side that rounds to
+    /// 0 px is an error under both APIs: 3.0 says so, 2.1 says the server should refuse it, and go-iiif (which
+    /// truncates) makes an empty image there that no encoder writes as a valid file.
     pub fn resolve(
         &self,
         width: u32,
@@ -77,12 +79,24 @@ impl Size {
                     (w, h)
                 };
                 if rw as u64 * h as u64 >= rh as u64 * w as u64 {
-                    (w, scaled(rh, w as f64, rw as f64).min(h.max(1)))
+                    (w, scaled(rh, w as f64, rw as f64).min(h))
                 } else {
-                    (scaled(rw, h as f64, rh as f64).min(w.max(1)), h)
+                    (scaled(rw, h as f64, rh as f64).min(w), h)
                 }
             }
         };
+        if out.0 == 0 || out.1 == 0 {
+            return Err(IiifError::Unsatisfiable {
+                param: "size",
+                value: self.to_string(),
+                width,
+                height,
+                reason: format!(
+                    "the result would be {}x{} px; a side of 0 px is not an image",
+                    out.0, out.1
+                ),
+            });
+        }
         if strict && (out.0 > rw || out.1 > rh) {
             return Err(IiifError::Unsatisfiable {
                 param: "size",
@@ -231,10 +245,22 @@ mod tests {
     }
 
     #[test]
-    fn never_zero() {
-        assert_eq!(r("1,", 10000, 10, V2).unwrap(), (1, 1));
-        assert_eq!(r("pct:0.001", 100, 100, V2).unwrap(), (1, 1));
-        assert_eq!(r("!10,10", 20000, 300, V2).unwrap(), (10, 1));
+    fn zero_pixels_is_an_error_under_both_apis() {
+        for api in [V2, V3] {
+            for (s, w, h) in [
+                ("1,", 10000, 10),
+                ("^1,", 10000, 10),
+                (",1", 10, 10000),
+                ("pct:0.001", 100, 100),
+                ("!10,10", 20000, 300),
+            ] {
+                let e = r(s, w, h, api).unwrap_err().to_string();
+                assert!(e.contains("0 px"), "{s} on {w}x{h}: {e}");
+            }
+            // Half a pixel rounds up: still an image.
+            assert_eq!(r("1,", 10000, 5000, api).unwrap(), (1, 1));
+            assert_eq!(r("!10,10", 20000, 1000, api).unwrap(), (10, 1));
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //!
 //! Unknown or unused go-iiif keys are accepted and reported once as a warning, so existing configs work unchanged.
 
+use crate::codec::{WebpQuality, WebpQualityError};
 use crate::store::location::{
     check_bucket, clean_prefix, is_environment_label, join_prefix, parse_uri,
 };
@@ -64,6 +65,8 @@ pub enum ConfigProblem {
     S3PathIsUri { key: &'static str },
     #[error(transparent)]
     Location(#[from] LocationError),
+    #[error("derivatives.webp_quality: {0}")]
+    WebpQuality(#[from] WebpQualityError),
 }
 
 /// Settings for go-iiif's palette service.
@@ -99,6 +102,8 @@ pub struct Config {
     pub max_pixels: Option<u64>,
     /// Output limit: derivatives with more pixels are refused before allocating.
     pub max_output_pixels: Option<u64>,
+    /// `derivatives.webp_quality`: how WebP derivatives are compressed (`-webp-quality` wins).
+    pub webp_quality: Option<WebpQuality>,
     /// Keys accepted for compatibility but not used (one warning at start).
     pub ignored_keys: Vec<String>,
 }
@@ -134,6 +139,8 @@ struct RawDerivatives {
     cache: Option<RawStore>,
     /// iiif-process's own: the limit on a derivative's pixels (`-max-output-pixels`).
     max_output_pixels: Option<u64>,
+    /// iiif-process's own: `-webp-quality`, a number or "lossless".
+    webp_quality: Option<Value>,
 }
 
 #[derive(Deserialize, Default)]
@@ -305,6 +312,16 @@ impl Config {
             size: b.size.unwrap_or(200).clamp(1, 1024),
         };
 
+        let webp_quality = match &raw.derivatives.webp_quality {
+            None => None,
+            Some(v) => {
+                let text = match v {
+                    Value::String(s) => s.clone(),
+                    v => v.to_string(),
+                };
+                Some(text.parse::<WebpQuality>().map_err(|e| invalid(e.into()))?)
+            }
+        };
         let features = raw.features.unwrap_or_default();
         Ok(Config {
             source,
@@ -316,6 +333,7 @@ impl Config {
             disabled: names_by_param(&features.disable),
             max_pixels,
             max_output_pixels: raw.derivatives.max_output_pixels.filter(|&n| n > 0),
+            webp_quality,
             ignored_keys,
         })
     }

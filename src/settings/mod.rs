@@ -6,6 +6,7 @@ pub mod features;
 pub mod instructions;
 
 use crate::cli::Args;
+use crate::codec::WebpQuality;
 use crate::iiif::ApiVersion;
 use crate::store::StoreOptions;
 use config::{Config, ConfigError};
@@ -44,6 +45,7 @@ pub struct Settings {
     pub instructions: Vec<Instruction>,
     pub api: ApiVersion,
     pub jpeg_quality: u8,
+    pub webp_quality: WebpQuality,
     /// Sources with more pixels are refused before decoding.
     pub max_pixels: u64,
     /// Derivatives (and intermediate images) with more pixels are refused before allocating.
@@ -84,6 +86,10 @@ impl Settings {
         {
             return Err(SettingsError::ReportName(name.clone()));
         }
+        let webp_quality = args
+            .webp_quality
+            .or(config.webp_quality)
+            .unwrap_or_default();
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Settings {
             max_pixels: args
@@ -101,6 +107,7 @@ impl Settings {
             instructions,
             api,
             jpeg_quality: args.jpeg_quality,
+            webp_quality,
             jobs: args.jobs.map_or(cores, |j| j as usize).max(1),
             report_file: args.report.then(|| args.report_name.clone()),
             quiet: args.quiet,

@@ -199,6 +199,7 @@ pub fn process(ctx: &Context, planned: &PlannedSource) -> Outcome {
         orientation: decoded.orientation,
         icc: decoded.icc.as_deref(),
         jpeg_quality: settings.jpeg_quality,
+        webp_quality: settings.webp_quality,
     };
     let failures: Vec<(String, DerivativeError)> = todo
         .par_iter()

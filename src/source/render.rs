@@ -22,6 +22,7 @@ pub struct Inputs<'a> {
     pub orientation: Orientation,
     pub icc: Option<&'a [u8]>,
     pub jpeg_quality: u8,
+    pub webp_quality: codec::WebpQuality,
 }
 
 impl Inputs<'_> {
@@ -71,6 +72,7 @@ pub fn render(d: &Derivative, inputs: &Inputs) -> Result<Vec<u8>, DerivativeErro
             && d.format == codec::Format::Jpeg)
             .then_some(inputs.orientation),
         icc: inputs.icc,
+        webp_quality: inputs.webp_quality,
     };
     Ok(codec::encode(&pixels, d.format, &opts)?)
 }

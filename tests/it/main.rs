@@ -6,6 +6,7 @@ mod common;
 mod batch;
 mod deploy;
 mod extensions;
+mod formats;
 mod hostile;
 mod limits;
 mod messages;

@@ -1,0 +1,68 @@
+//! TIFF output through the `tiff` crate: gray or RGB, 8 or 16 bits, alpha declared as such (an ExtraSamples
+//! tag, which `image`'s TIFF encoder leaves out), LZW with the horizontal predictor (uncompressed files carry a
+//! Predictor tag that libtiff warns about).
+//!
+//! Gray with alpha is written as RGBA with equal colour channels: a two-sample gray TIFF is valid, but the Rust
+//! `tiff` decoder (this tool's own, for TIFF sources) and Go's `x/image/tiff` cannot read it.
+
+use super::CodecError;
+use image::DynamicImage;
+use std::io::Cursor;
+use tiff::encoder::colortype::{self, ColorType};
+use tiff::encoder::{Compression, Predictor, TiffEncoder, TiffValue};
+use tiff::tags::{ExtraSamples, Tag};
+
+fn encode_error(e: tiff::TiffError) -> CodecError {
+    CodecError::Encode {
+        format: "tiff",
+        message: e.to_string(),
+    }
+}
+
+fn write<C: ColorType>(
+    width: u32,
+    height: u32,
+    data: &[C::Inner],
+    alpha: bool,
+) -> Result<Vec<u8>, CodecError>
+where
+    [C::Inner]: TiffValue,
+{
+    let mut out = Cursor::new(Vec::new());
+    let mut tiff = TiffEncoder::new(&mut out)
+        .map_err(encode_error)?
+        .with_compression(Compression::Lzw)
+        .with_predictor(Predictor::Horizontal);
+    let mut image = tiff.new_image::<C>(width, height).map_err(encode_error)?;
+    if alpha {
+        // The colour type counts the alpha among its samples; the tag says what that last sample is.
+        image
+            .encoder()
+            .write_tag(
+                Tag::ExtraSamples,
+                &[ExtraSamples::UnassociatedAlpha.to_u16()][..],
+            )
+            .map_err(encode_error)?;
+    }
+    image.write_data(data).map_err(encode_error)?;
+    Ok(out.into_inner())
+}
+
+pub fn encode(img: &DynamicImage) -> Result<Vec<u8>, CodecError> {
+    let (w, h) = (img.width(), img.height());
+    match img {
+        DynamicImage::ImageLuma8(i) => write::<colortype::Gray8>(w, h, i.as_raw(), false),
+        DynamicImage::ImageRgb8(i) => write::<colortype::RGB8>(w, h, i.as_raw(), false),
+        DynamicImage::ImageRgba8(i) => write::<colortype::RGBA8>(w, h, i.as_raw(), true),
+        DynamicImage::ImageLumaA8(_) => {
+            write::<colortype::RGBA8>(w, h, img.to_rgba8().as_raw(), true)
+        }
+        DynamicImage::ImageLuma16(i) => write::<colortype::Gray16>(w, h, i.as_raw(), false),
+        DynamicImage::ImageRgb16(i) => write::<colortype::RGB16>(w, h, i.as_raw(), false),
+        DynamicImage::ImageRgba16(i) => write::<colortype::RGBA16>(w, h, i.as_raw(), true),
+        i if i.color().has_alpha() => {
+            write::<colortype::RGBA16>(w, h, i.to_rgba16().as_raw(), true)
+        }
+        i => write::<colortype::RGB16>(w, h, i.to_rgb16().as_raw(), false),
+    }
+}
