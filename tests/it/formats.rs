@@ -228,6 +228,8 @@ fn a_bad_webp_quality_is_a_usage_or_config_error() {
 
 /// Runs `cmd` to the end and returns its exit status and the CPU seconds (user + system, all threads) it used,
 /// which unlike wall time hardly depends on what else the machine is doing.
+// The child is reaped by wait4, which also gives its rusage; std's wait would not.
+#[allow(clippy::zombie_processes)]
 fn cpu_seconds(mut cmd: Command) -> (i32, f64) {
     let child = cmd
         .stdin(Stdio::null())
