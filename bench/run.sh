@@ -112,7 +112,11 @@ make_config "$work/config-q.json" "$work/q"
 rm -f "$work/times"
 
 # 4. Rounds.
-say "timing: $RUNS rounds of 7 commands, ${#files[@]} files in the corpus job"
+# Full-size derivatives of the hero, one format each: GIF's quantiser and WebP's encoder against PNG's deflate.
+full_formats=(png gif webp)
+for f in "${full_formats[@]}"; do printf '{"%s": {"format": "%s"}}' "$f" "$f" >"$work/full-$f.json"; done
+
+say "timing: $RUNS rounds of $((7 + ${#full_formats[@]})) commands, ${#files[@]} files in the corpus job"
 for ((r = 1; r <= RUNS; r++)); do
   say "round $r/$RUNS"
   timed hero/iiif-process "${hero_ours[@]}"
@@ -122,6 +126,10 @@ for ((r = 1; r <= RUNS; r++)); do
   timed corpus/iiif-process "${corpus_ours[@]}"
   timed corpus/vips-par "${corpus_vips[@]}"
   timed corpus/magick "${corpus_magick[@]}"
+  for f in "${full_formats[@]}"; do
+    timed "hero-full-$f/iiif-process" "$bin" -config "$work/config.json" -instructions "$work/full-$f.json" -quiet \
+      -uri hero.jpg
+  done
 done
 
 # 5. Resizes of the hero, ours vs vips thumbnail at our output's dimensions.
