@@ -311,8 +311,10 @@ fn read_s3_event(
                 match crate::store::location::key_under(o, &obj.bucket, &obj.key) {
                     Some(key) => uris.push(key),
                     None => notices.push(format!(
-                        "{name}: s3://{}/{} is not under the source {o}, ignored",
-                        obj.bucket, obj.key
+                        "{name}: {}://{}/{} is not under the source {o}, ignored",
+                        o.cloud.scheme(),
+                        obj.bucket,
+                        obj.key
                     )),
                 }
             }

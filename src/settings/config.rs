@@ -99,6 +99,8 @@ pub struct Config {
     pub max_pixels: Option<u64>,
     /// Output limit: derivatives with more pixels are refused before allocating.
     pub max_output_pixels: Option<u64>,
+    /// The Cache-Control of objects written to an object store.
+    pub cache_control: Option<String>,
     /// Keys accepted for compatibility but not used (one warning at start).
     pub ignored_keys: Vec<String>,
 }
@@ -134,6 +136,8 @@ struct RawDerivatives {
     cache: Option<RawStore>,
     /// iiif-process's own: the limit on a derivative's pixels (`-max-output-pixels`).
     max_output_pixels: Option<u64>,
+    /// iiif-process's own: the Cache-Control of objects written (`-cache-control`).
+    cache_control: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -316,6 +320,7 @@ impl Config {
             disabled: names_by_param(&features.disable),
             max_pixels,
             max_output_pixels: raw.derivatives.max_output_pixels.filter(|&n| n > 0),
+            cache_control: raw.derivatives.cache_control,
             ignored_keys,
         })
     }

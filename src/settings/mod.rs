@@ -36,6 +36,31 @@ pub enum SettingsError {
     Feature(#[from] FeatureError),
     #[error("-report-name {0:?} must be a plain file name")]
     ReportName(String),
+    #[error("{field} {value:?}: a Cache-Control value is printable ASCII, 1 to {MAX_CACHE_CONTROL} characters")]
+    CacheControl { field: &'static str, value: String },
+}
+
+/// The longest Cache-Control accepted; real ones are a few dozen characters.
+const MAX_CACHE_CONTROL: usize = 1024;
+
+/// The Cache-Control of the flag, else of the config: one header value, so printable ASCII (a control character
+/// would end the header, and services refuse other bytes).
+fn cache_control(args: &Args, config: &Config) -> Result<Option<String>, SettingsError> {
+    let (field, value) = match (&args.cache_control, &config.cache_control) {
+        (Some(v), _) => ("-cache-control", v),
+        (None, Some(v)) => ("derivatives.cache_control", v),
+        (None, None) => return Ok(None),
+    };
+    if value.is_empty()
+        || value.len() > MAX_CACHE_CONTROL
+        || !value.bytes().all(|b| (b' '..=b'~').contains(&b))
+    {
+        return Err(SettingsError::CacheControl {
+            field,
+            value: value.chars().take(MAX_CACHE_CONTROL).collect(),
+        });
+    }
+    Ok(Some(value.clone()))
 }
 
 /// Everything a run needs to know, validated.
@@ -84,6 +109,7 @@ impl Settings {
         {
             return Err(SettingsError::ReportName(name.clone()));
         }
+        let cache_control = cache_control(args, &config)?;
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Settings {
             max_pixels: args
@@ -112,6 +138,7 @@ impl Settings {
             store_options: StoreOptions {
                 retry_time: args.storage_retry_time,
                 timeout: args.storage_timeout,
+                cache_control,
                 ..StoreOptions::default()
             },
         })

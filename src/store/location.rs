@@ -62,15 +62,21 @@ pub struct ObjectLocation {
     pub endpoint: Option<String>,
 }
 
-impl fmt::Display for ObjectLocation {
-    /// `s3://bucket/prefix`: no region, endpoint or credentials.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scheme = match self.cloud {
+impl Cloud {
+    /// The URI scheme objects of this service are named with in messages.
+    pub fn scheme(self) -> &'static str {
+        match self {
             Cloud::S3 => "s3",
             Cloud::Gcs => "gs",
             Cloud::Azure => "az",
-        };
-        write!(f, "{scheme}://{}", self.bucket)?;
+        }
+    }
+}
+
+impl fmt::Display for ObjectLocation {
+    /// `s3://bucket/prefix`: no region, endpoint or credentials.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}", self.cloud.scheme(), self.bucket)?;
         if !self.prefix.is_empty() {
             write!(f, "/{}", self.prefix)?;
         }

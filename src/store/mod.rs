@@ -139,6 +139,8 @@ pub struct StoreOptions {
     pub connect_timeout: Duration,
     /// Bodies larger than this are written as multipart uploads.
     pub multipart_threshold: usize,
+    /// The Cache-Control every object written is served with; `None` leaves the service's default.
+    pub cache_control: Option<String>,
 }
 
 impl Default for StoreOptions {
@@ -148,6 +150,7 @@ impl Default for StoreOptions {
             timeout: DEFAULT_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
+            cache_control: None,
         }
     }
 }

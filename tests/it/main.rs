@@ -3,9 +3,11 @@
 
 mod common;
 
+mod azure;
 mod batch;
 mod deploy;
 mod extensions;
+mod gcs;
 mod hostile;
 mod limits;
 mod messages;

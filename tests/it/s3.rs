@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const INSTRUCTIONS: &str = r#"{
+pub(crate) const INSTRUCTIONS: &str = r#"{
   "o": {"size": "full", "format": "", "rotation": "-1"},
   "b": {"size": "!256,256"},
   "sq": {"region": "square", "size": "64,", "format": "png"},
@@ -24,7 +24,7 @@ const INSTRUCTIONS: &str = r#"{
 }"#;
 
 /// [`FULL_CONFIG`] with other images.source and derivatives.cache entries.
-fn config_with(source: &str, cache: &str) -> String {
+pub(crate) fn config_with(source: &str, cache: &str) -> String {
     let c = FULL_CONFIG
         .replace(r#"{"name": "Disk", "path": "src"}"#, source)
         .replace(r#"{"name": "Disk", "path": "out"}"#, cache);
@@ -103,7 +103,7 @@ fn assert_no_secret(out: &Output) {
     }
 }
 
-fn decode_bytes(bytes: &[u8]) -> image::DynamicImage {
+pub(crate) fn decode_bytes(bytes: &[u8]) -> image::DynamicImage {
     image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .unwrap()
@@ -685,4 +685,97 @@ fn a_failed_multipart_upload_is_aborted() {
         m.stop_recording()
     );
     assert_eq!(m.get("big", "large.tif"), None);
+}
+
+#[test]
+#[ignore = "needs moto_server on PATH (pip install 'moto[server]')"]
+fn every_object_is_served_with_its_content_type_and_the_cache_control() {
+    let m = moto::start();
+    m.create_bucket("derivs");
+    let instructions = r#"{
+      "j": {"size": "!64,64", "format": "jpg"},
+      "p": {"size": "!64,64", "format": "png"},
+      "w": {"size": "!64,64", "format": "webp"},
+      "g": {"size": "!64,64", "format": "gif"},
+      "t": {"size": "!64,64", "format": "tif"}
+    }"#;
+    // The config key, and the flag that wins over it.
+    let config = config_with(r#"{"name": "Disk", "path": "src"}"#, S3_CACHE).replace(
+        r#""derivatives": {"#,
+        r#""derivatives": {"cache_control": "public, max-age=600", "#,
+    );
+    let s = Setup::new(&config, instructions, &[("a.png", fixture("rgba.png"))]);
+    let expected = [
+        ("j", "image/jpeg"),
+        ("p", "image/png"),
+        ("w", "image/webp"),
+        ("g", "image/gif"),
+        ("t", "image/tiff"),
+    ];
+    for (args, cache_control) in [
+        (&["-uri", "a.png", "-report"][..], "public, max-age=600"),
+        (
+            &["-uri", "a.png", "-report", "-cache-control", "no-cache"][..],
+            "no-cache",
+        ),
+    ] {
+        let out = run_s3(&s, &m.endpoint, args);
+        assert_exit(&out, 0);
+        let r = stdout_json(&out);
+        let mut keys: Vec<String> = expected
+            .iter()
+            .map(|(label, _)| format!("iiif/{}", r["a.png"]["uris"][label].as_str().unwrap()))
+            .collect();
+        keys.push("iiif/a.png/process.json".into());
+        assert_eq!(m.keys("derivs").len(), keys.len());
+        let types = expected.iter().map(|(_, t)| *t).chain(["application/json"]);
+        for (key, content_type) in keys.iter().zip(types) {
+            assert_eq!(
+                m.served_as("derivs", key),
+                (
+                    Some(content_type.to_string()),
+                    Some(cache_control.to_string())
+                ),
+                "{key}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_plain_http_endpoint_without_aws_allow_http_says_so() {
+    // Refused when the store is opened: the endpoint is never contacted.
+    let s = disk_to_s3(&[("a.jpg", fixture("landscape.jpg"))]);
+    let mut cmd = s3_command(&s, "http://127.0.0.1:9", &["-uri", "a.jpg"]);
+    cmd.env_remove("AWS_ALLOW_HTTP");
+    let out = cmd.output().unwrap();
+    assert_exit(&out, 2);
+    assert_no_secret(&out);
+    let e = stderr(&out);
+    assert!(
+        e.contains("the endpoint http://127.0.0.1:9 is plain http; set AWS_ALLOW_HTTP=true"),
+        "{e}"
+    );
+    assert!(!e.contains("builder error"), "{e}");
+}
+
+#[test]
+fn a_bad_cache_control_is_a_settings_error() {
+    let s = disk_to_s3(&[("a.jpg", fixture("landscape.jpg"))]);
+    let out = run_s3(
+        &s,
+        "http://127.0.0.1:9",
+        &[
+            "-uri",
+            "a.jpg",
+            "-cache-control",
+            "max-age=1\r\nx-amz-acl: public-read",
+        ],
+    );
+    assert_exit(&out, 2);
+    let e = stderr(&out);
+    assert!(
+        e.contains("-cache-control") && e.contains("printable ASCII"),
+        "{e}"
+    );
 }
