@@ -206,6 +206,13 @@ fn skip_existing_against_azure_heads_every_derivative_and_writes_nothing() {
     };
     let before = contents();
     assert_eq!(before.len(), 2 * 6, "five derivatives and a report each");
+    for (key, ..) in &before {
+        assert_eq!(
+            az.served_as("derivs", key).0.as_deref(),
+            Some(expected_type(key)),
+            "{key}"
+        );
+    }
 
     az.server.start_recording();
     let again = run_azure(&s, &az, &args);
@@ -285,7 +292,15 @@ fn credentials_come_from_the_environment_and_are_never_printed() {
     let out = cmd.output().unwrap();
     assert_exit(&out, 0);
     assert_no_secret(&out);
-    assert_eq!(az.keys("derivs").len(), 5);
+    let written = az.keys("derivs");
+    assert_eq!(written.len(), 5);
+    for key in &written {
+        assert_eq!(
+            az.served_as("derivs", key),
+            (Some(expected_type(key).to_string()), None),
+            "{key}: no Cache-Control unless one is asked for"
+        );
+    }
 
     // A wrong key is refused by the service: each derivative fails naming its blob, and neither key is printed.
     let wrong = "d3Jvbmcta2V5LW5ldmVyLXByaW50ZWQ=";

@@ -743,23 +743,6 @@ fn every_object_is_served_with_its_content_type_and_the_cache_control() {
 }
 
 #[test]
-fn a_plain_http_endpoint_without_aws_allow_http_says_so() {
-    // Refused when the store is opened: the endpoint is never contacted.
-    let s = disk_to_s3(&[("a.jpg", fixture("landscape.jpg"))]);
-    let mut cmd = s3_command(&s, "http://127.0.0.1:9", &["-uri", "a.jpg"]);
-    cmd.env_remove("AWS_ALLOW_HTTP");
-    let out = cmd.output().unwrap();
-    assert_exit(&out, 2);
-    assert_no_secret(&out);
-    let e = stderr(&out);
-    assert!(
-        e.contains("the endpoint http://127.0.0.1:9 is plain http; set AWS_ALLOW_HTTP=true"),
-        "{e}"
-    );
-    assert!(!e.contains("builder error"), "{e}");
-}
-
-#[test]
 fn a_bad_cache_control_is_a_settings_error() {
     let s = disk_to_s3(&[("a.jpg", fixture("landscape.jpg"))]);
     let out = run_s3(

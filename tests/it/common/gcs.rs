@@ -2,9 +2,9 @@
 //! in memory.
 //!
 //! The emulator implements GCS's JSON API; of the XML API, which object_store's GCS client speaks, it has only
-//! PUT and a GET without ETag and Last-Modified (which object_store requires), and no HEAD or listing. So the
-//! tests write with the binary and read back through the JSON API (the test's own client, below): see the README's
-//! storage table for what that leaves untested.
+//! a PUT answered without the ETag object_store requires (the object is stored, the client reports a failure),
+//! a GET without ETag and Last-Modified, and no HEAD or listing. So the tests write with the binary and read
+//! back through the JSON API (the test's own client, below); the README's storage table says what that leaves.
 
 use super::emulator::{self, Emulator};
 use serde_json::Value;
