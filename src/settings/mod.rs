@@ -1,5 +1,6 @@
 //! Settings: every knob of a run, validated before any image is read. Reads the config and instructions files
-//! and the machine's available memory; sends no request and plans no sources (that is [`crate::plan`]).
+//! (or objects, when they are given as bucket URIs) and the machine's available memory; plans no sources (that is
+//! [`crate::plan`]).
 
 pub mod config;
 pub mod features;
@@ -7,10 +8,11 @@ pub mod instructions;
 
 use crate::cli::Args;
 use crate::iiif::ApiVersion;
-use crate::store::StoreOptions;
+use crate::store::{self, StoreOptions};
 use config::{Config, ConfigError};
 use features::FeatureError;
 use instructions::{Instruction, InstructionsError};
+use std::path::{Path, PathBuf};
 
 /// The default decode limit: 250 megapixels, far above any camera and far below what would exhaust memory
 /// (one 250 MP RGB frame is 750 MB).
@@ -34,6 +36,12 @@ pub enum SettingsError {
     Instructions(#[from] InstructionsError),
     #[error(transparent)]
     Feature(#[from] FeatureError),
+    /// A config or instructions object in a bucket that could not be read.
+    #[error("cannot read the {what}: {source}")]
+    Fetch {
+        what: &'static str,
+        source: crate::store::StoreError,
+    },
     #[error("-report-name {0:?} must be a plain file name")]
     ReportName(String),
     #[error("{field} {value:?}: a Cache-Control value is printable ASCII, 1 to {MAX_CACHE_CONTROL} characters")]
@@ -97,8 +105,38 @@ impl Settings {
         } else {
             ApiVersion::V2
         };
-        let config = Config::load(&args.config)?;
-        let instructions = instructions::load(&args.instructions, api)?;
+        // The retries and timeouts of the flags, for a config or instructions read from a bucket.
+        let fetch_options = StoreOptions {
+            retry_time: args.storage_retry_time,
+            timeout: args.storage_timeout,
+            ..StoreOptions::default()
+        };
+        let fetch = |path: &Path, what: &'static str| {
+            let text = path.to_str()?;
+            Some(
+                store::read_uri(text, what, &fetch_options)?
+                    .map(|bytes| {
+                        let shown = PathBuf::from(store::location::redacted(text));
+                        (String::from_utf8_lossy(&bytes).into_owned(), shown)
+                    })
+                    .map_err(|source| SettingsError::Fetch { what, source }),
+            )
+        };
+        let config = match fetch(&args.config, "config") {
+            // Relative paths in a config from a bucket resolve against the working directory.
+            Some(fetched) => {
+                let (text, shown) = fetched?;
+                Config::parse(&text, &shown, Path::new("."))?
+            }
+            None => Config::load(&args.config)?,
+        };
+        let instructions = match fetch(&args.instructions, "instructions") {
+            Some(fetched) => {
+                let (text, shown) = fetched?;
+                instructions::parse(&text, &shown, api)?
+            }
+            None => instructions::load(&args.instructions, api)?,
+        };
         features::check(&config, &instructions, &args.instructions)?;
         let name = &args.report_name;
         if name.is_empty()

@@ -111,6 +111,14 @@ pub fn redacted(text: &str) -> String {
     }
 }
 
+/// Is `scheme` (lower case) one of an object store's?
+pub fn is_object_scheme(scheme: &str) -> bool {
+    matches!(
+        scheme,
+        "s3" | "s3blob" | "s3a" | "gs" | "gcs" | "azblob" | "az" | "azure"
+    )
+}
+
 /// A blob URI: `s3://bucket/prefix?region=…`, `s3blob://bucket?prefix=…&region=…&credentials=…`, `gs://…`,
 /// `azblob://container/prefix`, `az://…`. `field` names the config key (or flag) in messages. Query parameters
 /// that have no effect are pushed, by name only, onto `ignored`.

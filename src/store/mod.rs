@@ -155,6 +155,36 @@ impl Default for StoreOptions {
     }
 }
 
+/// The bytes of the object that a storage URI names (`s3://bucket/conf/config.json`, `gs://…`, `az://…`), read
+/// with one GET; `None` when `text` is not such a URI (a file name). `what` names it in messages.
+pub fn read_uri(
+    text: &str,
+    what: &str,
+    options: &StoreOptions,
+) -> Option<Result<Vec<u8>, StoreError>> {
+    let scheme = text.split_once("://")?.0.to_ascii_lowercase();
+    if !location::is_object_scheme(&scheme) {
+        return None;
+    }
+    let open_error = |message: String| StoreError::Open {
+        location: location::redacted(text),
+        message,
+    };
+    Some((|| {
+        let mut loc = location::parse_uri(text, what, &mut Vec::new())
+            .map_err(|e| open_error(e.to_string()))?;
+        let (dir, name) = match loc.prefix.rsplit_once('/') {
+            Some((dir, name)) => (dir.to_string(), name.to_string()),
+            None => (String::new(), loc.prefix.clone()),
+        };
+        if name.is_empty() {
+            return Err(open_error(format!("{what}: names a bucket, not an object")));
+        }
+        loc.prefix = dir;
+        ObjectStore::new(&loc, options)?.read(&name)
+    })())
+}
+
 /// The store for `location`: a directory, or one client for a bucket. Building an object store's client sends
 /// no request; it fails only when the config and the environment do not make a usable client.
 pub fn open(location: &Location, options: &StoreOptions) -> Result<Box<dyn Store>, StoreError> {

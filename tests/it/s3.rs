@@ -762,3 +762,58 @@ fn a_bad_cache_control_is_a_settings_error() {
         "{e}"
     );
 }
+
+#[test]
+#[ignore = "needs moto_server on PATH (pip install 'moto[server]')"]
+fn config_instructions_and_manifest_are_read_from_a_bucket() {
+    let m = moto::start();
+    for bucket in ["conf", "masters", "derivs"] {
+        m.create_bucket(bucket);
+    }
+    m.put(
+        "masters",
+        "scans/a.jpg",
+        std::fs::read(fixture("landscape.jpg")).unwrap(),
+    );
+    m.put(
+        "conf",
+        "iiif/config.json",
+        config_with(S3_SOURCE, S3_CACHE).into_bytes(),
+    );
+    m.put(
+        "conf",
+        "iiif/instructions.json",
+        INSTRUCTIONS.as_bytes().to_vec(),
+    );
+    m.put("conf", "iiif/manifest.txt", b"# today\na.jpg\n".to_vec());
+    let dir = tempdir();
+    let run = |config: &str| {
+        let mut cmd = Command::new(bin());
+        cmd.args(["-config", config])
+            .args(["-instructions", "s3://conf/iiif/instructions.json"])
+            .args(["-manifest", "s3://conf/iiif/manifest.txt"])
+            .current_dir(dir.path())
+            .stdin(Stdio::null());
+        moto::s3_env(&mut cmd, &m.endpoint).output().unwrap()
+    };
+    let out = run("s3://conf/iiif/config.json");
+    assert_exit(&out, 0);
+    let r = stdout_json(&out);
+    let sources: Vec<&String> = r.as_object().unwrap().keys().collect();
+    assert_eq!(sources, ["a.jpg"]);
+    assert_eq!(m.keys("derivs").len(), 5);
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+        "nothing was written to the working directory"
+    );
+
+    // A missing object stops the run before any work, naming it.
+    let out = run("s3://conf/iiif/missing.json");
+    assert_exit(&out, 2);
+    assert_no_secret(&out);
+    let e = stderr(&out);
+    assert!(
+        e.contains("cannot read the config: s3://conf/iiif/missing.json: not found"),
+        "{e}"
+    );
+}
