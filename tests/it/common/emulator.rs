@@ -1,5 +1,5 @@
 //! A storage emulator run by a test: a child process on a free loopback port, its output kept in a file, killed
-//! when dropped. Azurite and gcp-storage-emulator print one access-log line per request
+//! when dropped. Azurite, gcp-storage-emulator and fake-gcs-server print one access-log line per request
 //! (`"PUT /path?query HTTP/1.1" 201 -`), as moto does; [`Emulator::requests`] reads them back.
 //!
 //! The tests that need one are `#[ignore]`d, so that a plain `cargo test` shows them as ignored rather than
@@ -186,7 +186,11 @@ impl Emulator {
         log[self.mark.get().min(log.len())..]
             .lines()
             .filter_map(|line| {
-                let request = line.split('"').nth(1)?;
+                // fake-gcs-server wraps the access-log line in a quoted message, its quotes escaped.
+                let line = line.replace("\\\"", "\"");
+                let request = line
+                    .split('"')
+                    .find(|part| part.split(' ').count() == 3 && part.contains(" HTTP/"))?;
                 let mut words = request.split(' ');
                 let (method, target) = (words.next()?, words.next()?);
                 let (path, query) = target.split_once('?').unwrap_or((target, ""));
