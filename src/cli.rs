@@ -125,6 +125,11 @@ pub struct Args {
     /// alone: at most 5s), e.g. 30s
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_positive_duration)]
     pub storage_timeout: Duration,
+
+    /// Object storage: the Cache-Control header every object written is served with, e.g.
+    /// "public, max-age=31536000" (default: derivatives.cache_control in the config, else none)
+    #[arg(long, value_name = "VALUE")]
+    pub cache_control: Option<String>,
 }
 
 impl Args {

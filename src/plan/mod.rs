@@ -10,7 +10,7 @@ use crate::cli::Args;
 use crate::naming::{NamingError, SourceUri};
 use crate::settings::instructions::Instruction;
 use crate::settings::Settings;
-use crate::store::{Location, Store, StoreError};
+use crate::store::{Location, Store, StoreError, StoreOptions};
 use shard::{Shard, ShardError, ShardSpec};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -23,6 +23,12 @@ pub enum PlanError {
         what: &'static str,
         name: String,
         source: std::io::Error,
+    },
+    /// A manifest or event object in a bucket that could not be read.
+    #[error("cannot read the {what}: {source}")]
+    Fetch {
+        what: &'static str,
+        source: crate::store::StoreError,
     },
     #[error(transparent)]
     Event(#[from] s3event::EventError),
@@ -117,13 +123,18 @@ impl Plan {
         let mut given = args.all_uris();
         let on_command_line = given.len();
         if let Some(m) = &args.manifest {
-            given.extend(read_manifest(m)?);
+            given.extend(read_manifest(m, &settings.store_options)?);
         }
         if let Some(e) = &args.s3_event {
             if e == "-" && args.manifest.as_deref() == Some("-") {
                 return Err(PlanError::BothStdin);
             }
-            given.extend(read_s3_event(e, &config.source, &mut notices)?);
+            given.extend(read_s3_event(
+                e,
+                &config.source,
+                &settings.store_options,
+                &mut notices,
+            )?);
         } else if given.is_empty() {
             return Err(PlanError::NoSources);
         }
@@ -294,9 +305,10 @@ fn check_rewrites(
 fn read_s3_event(
     name: &str,
     source: &Location,
+    options: &StoreOptions,
     notices: &mut Vec<String>,
 ) -> Result<Vec<String>, PlanError> {
-    let text = read_text(name, "S3 event")?;
+    let text = read_text(name, "S3 event", options)?;
     let events = s3event::parse(&text, name)?;
     for ignored in &events.ignored {
         notices.push(format!("{name}: not a created object, ignored: {ignored}"));
@@ -311,8 +323,10 @@ fn read_s3_event(
                 match crate::store::location::key_under(o, &obj.bucket, &obj.key) {
                     Some(key) => uris.push(key),
                     None => notices.push(format!(
-                        "{name}: s3://{}/{} is not under the source {o}, ignored",
-                        obj.bucket, obj.key
+                        "{name}: {}://{}/{} is not under the source {o}, ignored",
+                        o.cloud.scheme(),
+                        obj.bucket,
+                        obj.key
                     )),
                 }
             }
@@ -321,8 +335,13 @@ fn read_s3_event(
     Ok(uris)
 }
 
-/// A file's text, or standard input for `-`.
-fn read_text(name: &str, what: &'static str) -> Result<String, PlanError> {
+/// A file's text, an object's when `name` is a bucket URI, or standard input for `-`.
+fn read_text(name: &str, what: &'static str, options: &StoreOptions) -> Result<String, PlanError> {
+    if let Some(read) = crate::store::read_uri(name, what, options) {
+        return read
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .map_err(|source| PlanError::Fetch { what, source });
+    }
     if name == "-" {
         std::io::read_to_string(std::io::stdin())
     } else {
@@ -336,8 +355,8 @@ fn read_text(name: &str, what: &'static str) -> Result<String, PlanError> {
 }
 
 /// One URI per line; blank lines and `#` comments are ignored. `-` is standard input.
-fn read_manifest(name: &str) -> Result<Vec<String>, PlanError> {
-    Ok(read_text(name, "manifest")?
+fn read_manifest(name: &str, options: &StoreOptions) -> Result<Vec<String>, PlanError> {
+    Ok(read_text(name, "manifest", options)?
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))

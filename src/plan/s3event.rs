@@ -1,7 +1,9 @@
 //! The objects named by an S3 event notification, in the shapes it reaches a worker: S3's own
 //! `{"Records": [{"s3": …}]}` (Lambda, or any S3-compatible store), wrapped in SQS messages (`body`) or SNS
 //! notifications (`Sns.Message`, `Message`), EventBridge's `Object Created` events, or a JSON array of any of
-//! these. Pure: text in, keys out.
+//! these. The same for the other clouds: Google Cloud Storage's Pub/Sub notifications (a push delivery or a
+//! pulled message) and Eventarc's CloudEvents, and Azure Event Grid's blob events (Event Grid or CloudEvents
+//! schema). Pure: text in, keys out.
 
 use serde_json::Value;
 
@@ -70,7 +72,12 @@ fn add_object(out: &mut Events, v: &Value, created: bool, event: &str) -> Result
     ) else {
         return Err(());
     };
-    let key = decode_key(key);
+    push(out, created, event, bucket, decode_key(key));
+    Ok(())
+}
+
+/// A created object, or one described under `event` as ignored.
+fn push(out: &mut Events, created: bool, event: &str, bucket: &str, key: String) {
     if created {
         out.created.push(EventObject {
             bucket: bucket.into(),
@@ -79,7 +86,80 @@ fn add_object(out: &mut Events, v: &Value, created: bool, event: &str) -> Result
     } else {
         out.ignored.push(format!("{event} {bucket}/{key}"));
     }
-    Ok(())
+}
+
+/// A Google Cloud Storage notification: a Pub/Sub message (its attributes name the object; keys are not
+/// encoded), or an Eventarc CloudEvent (`google.cloud.storage.object.v1.*`, the object in `data`). `None`
+/// when `v` is neither.
+fn gcs_event(v: &Value, name: &str, out: &mut Events) -> Option<Result<(), EventError>> {
+    // A push subscription delivers `{"message": …, "subscription": …}`; a pull returns the message itself.
+    let message = v.get("message").unwrap_or(v);
+    if let Some(attributes) = message
+        .get("attributes")
+        .filter(|a| a.get("bucketId").is_some())
+    {
+        let event = str_at(attributes, &["eventType"]).unwrap_or("");
+        return Some(match (str_at(attributes, &["bucketId"]), str_at(attributes, &["objectId"])) {
+            (Some(bucket), Some(key)) => {
+                push(out, event == "OBJECT_FINALIZE", event, bucket, key.into());
+                Ok(())
+            }
+            _ => Err(shape(
+                name,
+                "a Cloud Storage Pub/Sub message without attributes.bucketId and attributes.objectId",
+            )),
+        });
+    }
+    let kind = v.get("type").and_then(Value::as_str)?;
+    if !kind.starts_with("google.cloud.storage.object.v1.") {
+        return None;
+    }
+    Some(
+        match (str_at(v, &["data", "bucket"]), str_at(v, &["data", "name"])) {
+            (Some(bucket), Some(key)) => {
+                let created = kind == "google.cloud.storage.object.v1.finalized";
+                push(out, created, kind, bucket, key.into());
+                Ok(())
+            }
+            _ => Err(shape(
+                name,
+                "a Cloud Storage CloudEvent without data.bucket and data.name",
+            )),
+        },
+    )
+}
+
+/// An Azure Event Grid event (`eventType` in Event Grid's schema, `type` in the CloudEvents one): a blob
+/// event names its container and blob in `subject`, `/blobServices/default/containers/C/blobs/KEY`. `None`
+/// when `v` is not an Event Grid event.
+fn azure_event(v: &Value, name: &str, out: &mut Events) -> Option<Result<(), EventError>> {
+    let kind = v
+        .get("eventType")
+        .or_else(|| v.get("type"))
+        .and_then(Value::as_str)?;
+    if !kind.starts_with("Microsoft.") {
+        return None;
+    }
+    if !kind.starts_with("Microsoft.Storage.Blob") {
+        // The subscription's validation handshake, and events of other services.
+        out.ignored.push(kind.to_string());
+        return Some(Ok(()));
+    }
+    let blob = str_at(v, &["subject"])
+        .and_then(|s| s.strip_prefix("/blobServices/default/containers/"))
+        .and_then(|s| s.split_once("/blobs/"))
+        .filter(|(container, key)| !container.is_empty() && !key.is_empty());
+    Some(match blob {
+        Some((container, key)) => {
+            let created = kind == "Microsoft.Storage.BlobCreated";
+            push(out, created, kind, container, key.into());
+            Ok(())
+        }
+        None => Err(shape(
+            name,
+            "an Azure blob event whose subject is not /blobServices/default/containers/CONTAINER/blobs/NAME",
+        )),
+    })
 }
 
 fn walk(v: &Value, name: &str, out: &mut Events, depth: u32) -> Result<(), EventError> {
@@ -141,9 +221,13 @@ fn walk(v: &Value, name: &str, out: &mut Events, depth: u32) -> Result<(), Event
         out.ignored.push("s3:TestEvent".into());
         return Ok(());
     }
+    if let Some(done) = gcs_event(v, name, out).or_else(|| azure_event(v, name, out)) {
+        return done;
+    }
     Err(shape(
         name,
-        "not an S3 event notification (expected Records[].s3, an SQS/SNS envelope or an EventBridge S3 event)",
+        "not an object storage event (expected Records[].s3, an SQS/SNS envelope, an EventBridge S3 event, a \
+         Cloud Storage Pub/Sub message or CloudEvent, or an Azure Event Grid blob event)",
     ))
 }
 
@@ -239,10 +323,90 @@ mod tests {
             "{err}"
         );
         let err = parse(r#"{"hello": 1}"#, "x.json").unwrap_err().to_string();
-        assert!(err.contains("not an S3 event"), "{err}");
+        assert!(err.contains("not an object storage event"), "{err}");
         let err = parse(r#"{"Records": [{"s3": {}}]}"#, "x.json")
             .unwrap_err()
             .to_string();
         assert!(err.contains("s3.object.key"), "{err}");
+    }
+
+    // Cloud Storage's documented Pub/Sub notification (JSON_API_V1 payload), as a push subscription delivers it.
+    const GCS_PUSH: &str = r#"{"message":{"attributes":{"bucketId":"museum-masters","eventTime":"2026-11-25T12:00:00.000000Z",
+      "eventType":"OBJECT_FINALIZE","notificationConfig":"projects/_/buckets/museum-masters/notificationConfigs/1",
+      "objectGeneration":"1764072000000000","objectId":"source/IMG 0084+1.JPG","payloadFormat":"JSON_API_V1"},
+      "data":"eyJraW5kIjoic3RvcmFnZSNvYmplY3QifQ==","messageId":"1234567890","publishTime":"2026-11-25T12:00:00.1Z"},
+      "subscription":"projects/museum/subscriptions/masters"}"#;
+
+    #[test]
+    fn cloud_storage_pubsub_and_cloudevents() {
+        let e = parse(GCS_PUSH, "gcs.json").unwrap();
+        assert_eq!(
+            e.created,
+            [EventObject {
+                bucket: "museum-masters".into(),
+                key: "source/IMG 0084+1.JPG".into()
+            }],
+            "Pub/Sub attributes are not URL-encoded"
+        );
+        let pulled: Value = serde_json::from_str(GCS_PUSH).unwrap();
+        let pulled = serde_json::json!([pulled["message"]]);
+        assert_eq!(parse(&pulled.to_string(), "-").unwrap().created.len(), 1);
+        let deleted = GCS_PUSH.replace("OBJECT_FINALIZE", "OBJECT_DELETE");
+        let e = parse(&deleted, "gcs.json").unwrap();
+        assert!(e.created.is_empty());
+        assert_eq!(
+            e.ignored,
+            ["OBJECT_DELETE museum-masters/source/IMG 0084+1.JPG"]
+        );
+
+        let cloudevent = r#"{"specversion":"1.0","id":"1234","type":"google.cloud.storage.object.v1.finalized",
+          "source":"//storage.googleapis.com/projects/_/buckets/museum-masters","subject":"objects/a b.jpg",
+          "time":"2026-11-25T12:00:00Z","data":{"bucket":"museum-masters","name":"a b.jpg","size":"5"}}"#;
+        let e = parse(cloudevent, "ce.json").unwrap();
+        assert_eq!(e.created[0].key, "a b.jpg");
+        let archived = cloudevent.replace("v1.finalized", "v1.archived");
+        assert!(parse(&archived, "ce.json").unwrap().created.is_empty());
+        let err = parse(r#"{"message":{"attributes":{"bucketId":"b"}}}"#, "x.json")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("attributes.objectId"), "{err}");
+    }
+
+    // Event Grid's documented Microsoft.Storage.BlobCreated event, as a webhook receives it (an array).
+    const AZURE_CREATED: &str = r#"[{"topic":"/subscriptions/0000/resourceGroups/museum/providers/Microsoft.Storage/storageAccounts/museum",
+      "subject":"/blobServices/default/containers/masters/blobs/source/IMG 0084.JPG",
+      "eventType":"Microsoft.Storage.BlobCreated","eventTime":"2026-11-25T12:00:00.0Z","id":"831e1650-001e-001b-66ab-eeb76e069631",
+      "data":{"api":"PutBlockList","clientRequestId":"6d79dbfb-0e37-4fc4-981f-442c9ca65760","eTag":"0x8D4BCC2E4835CD0",
+        "contentType":"image/jpeg","contentLength":524288,"blobType":"BlockBlob",
+        "url":"https://museum.blob.core.windows.net/masters/source/IMG%200084.JPG","sequencer":"00000000000004420000000000028963"},
+      "dataVersion":"","metadataVersion":"1"},
+     {"id":"2d1781af","topic":"/subscriptions/0000","subject":"","data":{"validationCode":"512d38b6"},
+      "eventType":"Microsoft.EventGrid.SubscriptionValidationEvent","eventTime":"2026-11-25T12:00:00Z","dataVersion":"1"}]"#;
+
+    #[test]
+    fn azure_event_grid() {
+        let e = parse(AZURE_CREATED, "az.json").unwrap();
+        assert_eq!(
+            e.created,
+            [EventObject {
+                bucket: "masters".into(),
+                key: "source/IMG 0084.JPG".into()
+            }]
+        );
+        assert_eq!(
+            e.ignored,
+            ["Microsoft.EventGrid.SubscriptionValidationEvent"]
+        );
+        let cloudevents = AZURE_CREATED.replace("\"eventType\"", "\"type\"");
+        assert_eq!(parse(&cloudevents, "az.json").unwrap().created.len(), 1);
+        let deleted = AZURE_CREATED.replace("BlobCreated", "BlobDeleted");
+        assert!(parse(&deleted, "az.json").unwrap().created.is_empty());
+        let err = parse(
+            r#"{"eventType":"Microsoft.Storage.BlobCreated","subject":"/x"}"#,
+            "az.json",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("az.json") && err.contains("subject"), "{err}");
     }
 }

@@ -104,6 +104,8 @@ pub struct Config {
     pub max_output_pixels: Option<u64>,
     /// `derivatives.webp_quality`: how WebP derivatives are compressed (`-webp-quality` wins).
     pub webp_quality: Option<WebpQuality>,
+    /// The Cache-Control of objects written to an object store.
+    pub cache_control: Option<String>,
     /// Keys accepted for compatibility but not used (one warning at start).
     pub ignored_keys: Vec<String>,
 }
@@ -141,6 +143,8 @@ struct RawDerivatives {
     max_output_pixels: Option<u64>,
     /// iiif-process's own: `-webp-quality`, a number or "lossless".
     webp_quality: Option<Value>,
+    /// iiif-process's own: the Cache-Control of objects written (`-cache-control`).
+    cache_control: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -334,6 +338,7 @@ impl Config {
             max_pixels,
             max_output_pixels: raw.derivatives.max_output_pixels.filter(|&n| n > 0),
             webp_quality,
+            cache_control: raw.derivatives.cache_control,
             ignored_keys,
         })
     }

@@ -1,5 +1,6 @@
 //! Settings: every knob of a run, validated before any image is read. Reads the config and instructions files
-//! and the machine's available memory; sends no request and plans no sources (that is [`crate::plan`]).
+//! (or objects, when they are given as bucket URIs) and the machine's available memory; plans no sources (that is
+//! [`crate::plan`]).
 
 pub mod config;
 pub mod features;
@@ -8,10 +9,11 @@ pub mod instructions;
 use crate::cli::Args;
 use crate::codec::WebpQuality;
 use crate::iiif::ApiVersion;
-use crate::store::StoreOptions;
+use crate::store::{self, StoreOptions};
 use config::{Config, ConfigError};
 use features::FeatureError;
 use instructions::{Instruction, InstructionsError};
+use std::path::{Path, PathBuf};
 
 /// The default decode limit: 250 megapixels, far above any camera and far below what would exhaust memory
 /// (one 250 MP RGB frame is 750 MB).
@@ -35,8 +37,39 @@ pub enum SettingsError {
     Instructions(#[from] InstructionsError),
     #[error(transparent)]
     Feature(#[from] FeatureError),
+    /// A config or instructions object in a bucket that could not be read.
+    #[error("cannot read the {what}: {source}")]
+    Fetch {
+        what: &'static str,
+        source: crate::store::StoreError,
+    },
     #[error("-report-name {0:?} must be a plain file name")]
     ReportName(String),
+    #[error("{field} {value:?}: a Cache-Control value is printable ASCII, 1 to {MAX_CACHE_CONTROL} characters")]
+    CacheControl { field: &'static str, value: String },
+}
+
+/// The longest Cache-Control accepted; real ones are a few dozen characters.
+const MAX_CACHE_CONTROL: usize = 1024;
+
+/// The Cache-Control of the flag, else of the config: one header value, so printable ASCII (a control character
+/// would end the header, and services refuse other bytes).
+fn cache_control(args: &Args, config: &Config) -> Result<Option<String>, SettingsError> {
+    let (field, value) = match (&args.cache_control, &config.cache_control) {
+        (Some(v), _) => ("-cache-control", v),
+        (None, Some(v)) => ("derivatives.cache_control", v),
+        (None, None) => return Ok(None),
+    };
+    if value.is_empty()
+        || value.len() > MAX_CACHE_CONTROL
+        || !value.bytes().all(|b| (b' '..=b'~').contains(&b))
+    {
+        return Err(SettingsError::CacheControl {
+            field,
+            value: value.chars().take(MAX_CACHE_CONTROL).collect(),
+        });
+    }
+    Ok(Some(value.clone()))
 }
 
 /// Everything a run needs to know, validated.
@@ -74,8 +107,38 @@ impl Settings {
         } else {
             ApiVersion::V2
         };
-        let config = Config::load(&args.config)?;
-        let instructions = instructions::load(&args.instructions, api)?;
+        // The retries and timeouts of the flags, for a config or instructions read from a bucket.
+        let fetch_options = StoreOptions {
+            retry_time: args.storage_retry_time,
+            timeout: args.storage_timeout,
+            ..StoreOptions::default()
+        };
+        let fetch = |path: &Path, what: &'static str| {
+            let text = path.to_str()?;
+            Some(
+                store::read_uri(text, what, &fetch_options)?
+                    .map(|bytes| {
+                        let shown = PathBuf::from(store::location::redacted(text));
+                        (String::from_utf8_lossy(&bytes).into_owned(), shown)
+                    })
+                    .map_err(|source| SettingsError::Fetch { what, source }),
+            )
+        };
+        let config = match fetch(&args.config, "config") {
+            // Relative paths in a config from a bucket resolve against the working directory.
+            Some(fetched) => {
+                let (text, shown) = fetched?;
+                Config::parse(&text, &shown, Path::new("."))?
+            }
+            None => Config::load(&args.config)?,
+        };
+        let instructions = match fetch(&args.instructions, "instructions") {
+            Some(fetched) => {
+                let (text, shown) = fetched?;
+                instructions::parse(&text, &shown, api)?
+            }
+            None => instructions::load(&args.instructions, api)?,
+        };
         features::check(&config, &instructions, &args.instructions)?;
         let name = &args.report_name;
         if name.is_empty()
@@ -90,6 +153,7 @@ impl Settings {
             .webp_quality
             .or(config.webp_quality)
             .unwrap_or_default();
+        let cache_control = cache_control(args, &config)?;
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Settings {
             max_pixels: args
@@ -119,6 +183,7 @@ impl Settings {
             store_options: StoreOptions {
                 retry_time: args.storage_retry_time,
                 timeout: args.storage_timeout,
+                cache_control,
                 ..StoreOptions::default()
             },
         })

@@ -62,15 +62,21 @@ pub struct ObjectLocation {
     pub endpoint: Option<String>,
 }
 
-impl fmt::Display for ObjectLocation {
-    /// `s3://bucket/prefix`: no region, endpoint or credentials.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scheme = match self.cloud {
+impl Cloud {
+    /// The URI scheme objects of this service are named with in messages.
+    pub fn scheme(self) -> &'static str {
+        match self {
             Cloud::S3 => "s3",
             Cloud::Gcs => "gs",
             Cloud::Azure => "az",
-        };
-        write!(f, "{scheme}://{}", self.bucket)?;
+        }
+    }
+}
+
+impl fmt::Display for ObjectLocation {
+    /// `s3://bucket/prefix`: no region, endpoint or credentials.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}", self.cloud.scheme(), self.bucket)?;
         if !self.prefix.is_empty() {
             write!(f, "/{}", self.prefix)?;
         }
@@ -103,6 +109,14 @@ pub fn redacted(text: &str) -> String {
         }
         None => no_query.to_string(),
     }
+}
+
+/// Is `scheme` (lower case) one of an object store's?
+pub fn is_object_scheme(scheme: &str) -> bool {
+    matches!(
+        scheme,
+        "s3" | "s3blob" | "s3a" | "gs" | "gcs" | "azblob" | "az" | "azure"
+    )
 }
 
 /// A blob URI: `s3://bucket/prefix?region=…`, `s3blob://bucket?prefix=…&region=…&credentials=…`, `gs://…`,

@@ -139,6 +139,8 @@ pub struct StoreOptions {
     pub connect_timeout: Duration,
     /// Bodies larger than this are written as multipart uploads.
     pub multipart_threshold: usize,
+    /// The Cache-Control every object written is served with; `None` leaves the service's default.
+    pub cache_control: Option<String>,
 }
 
 impl Default for StoreOptions {
@@ -148,8 +150,39 @@ impl Default for StoreOptions {
             timeout: DEFAULT_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
+            cache_control: None,
         }
     }
+}
+
+/// The bytes of the object that a storage URI names (`s3://bucket/conf/config.json`, `gs://…`, `az://…`), read
+/// with one GET; `None` when `text` is not such a URI (a file name). `what` names it in messages.
+pub fn read_uri(
+    text: &str,
+    what: &str,
+    options: &StoreOptions,
+) -> Option<Result<Vec<u8>, StoreError>> {
+    let scheme = text.split_once("://")?.0.to_ascii_lowercase();
+    if !location::is_object_scheme(&scheme) {
+        return None;
+    }
+    let open_error = |message: String| StoreError::Open {
+        location: location::redacted(text),
+        message,
+    };
+    Some((|| {
+        let mut loc = location::parse_uri(text, what, &mut Vec::new())
+            .map_err(|e| open_error(e.to_string()))?;
+        let (dir, name) = match loc.prefix.rsplit_once('/') {
+            Some((dir, name)) => (dir.to_string(), name.to_string()),
+            None => (String::new(), loc.prefix.clone()),
+        };
+        if name.is_empty() {
+            return Err(open_error(format!("{what}: names a bucket, not an object")));
+        }
+        loc.prefix = dir;
+        ObjectStore::new(&loc, options)?.read(&name)
+    })())
 }
 
 /// The store for `location`: a directory, or one client for a bucket. Building an object store's client sends

@@ -20,7 +20,8 @@ use object_store::azure::AzureConfigKey;
 use object_store::gcp::GoogleConfigKey;
 use object_store::path::Path as ObjectPath;
 use object_store::{
-    BackoffConfig, ClientConfigKey, MultipartUpload, ObjectStoreExt, PutPayload, RetryConfig,
+    Attribute, Attributes, BackoffConfig, ClientConfigKey, MultipartUpload, ObjectStoreExt,
+    PutMultipartOptions, PutOptions, PutPayload, RetryConfig,
 };
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
@@ -181,6 +182,36 @@ fn client(
     built.map_err(|e| open_error(message(&e)))
 }
 
+/// The Content-Type of an object: images by their signature, so a `rewrite://` target whose extension is not
+/// its format is still served as what it is; the rest (reports, pages) by the key's extension. `None` leaves
+/// the service's default.
+pub fn content_type(key: &str, bytes: &[u8]) -> Option<&'static str> {
+    const IMAGES: [&str; 5] = [
+        "image/jpeg",
+        "image/png",
+        "image/webp",
+        "image/gif",
+        "image/tiff",
+    ];
+    if let Some(t) = infer::get(bytes).map(|t| t.mime_type()) {
+        if let Some(&t) = IMAGES.iter().find(|&&i| i == t) {
+            return Some(t);
+        }
+    }
+    let name = key.rsplit('/').next().unwrap_or(key);
+    let ext = name.rsplit_once('.')?.1.to_ascii_lowercase();
+    Some(match ext.as_str() {
+        "json" => "application/json",
+        "html" | "htm" => "text/html",
+        "jpg" | "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        "webp" => "image/webp",
+        "gif" => "image/gif",
+        "tif" | "tiff" => "image/tiff",
+        _ => return None,
+    })
+}
+
 /// How a write failed.
 enum WriteError {
     Failed(object_store::Error),
@@ -204,8 +235,13 @@ async fn write_multipart(
     client: &dyn object_store::ObjectStore,
     path: &ObjectPath,
     bytes: &[u8],
+    attributes: Attributes,
 ) -> Result<(), WriteError> {
-    let mut upload = client.put_multipart(path).await?;
+    let options = PutMultipartOptions {
+        attributes,
+        ..PutMultipartOptions::default()
+    };
+    let mut upload = client.put_multipart_opts(path, options).await?;
     let sent: object_store::Result<()> = async {
         // Parts are copied only as they are sent, so at most PARTS_IN_FLIGHT copies are alive; on the first
         // failure the stream is dropped, which cancels the parts still in flight.
@@ -245,6 +281,7 @@ pub struct ObjectStore {
     base: String,
     prefix: String,
     multipart_threshold: usize,
+    cache_control: Option<String>,
 }
 
 impl ObjectStore {
@@ -255,6 +292,7 @@ impl ObjectStore {
             base: loc.to_string(),
             prefix: loc.prefix.clone(),
             multipart_threshold: options.multipart_threshold,
+            cache_control: options.cache_control.clone(),
         })
     }
 
@@ -271,6 +309,20 @@ impl ObjectStore {
             Key::parse(key)?;
         }
         Ok(ObjectPath::from(full))
+    }
+
+    /// The headers an object written at `key` is served with: its Content-Type (see [`content_type`]) and the
+    /// configured Cache-Control. Without them, S3 serves `binary/octet-stream` and browsers download derivatives
+    /// instead of showing them.
+    fn attributes(&self, key: &str, bytes: &[u8]) -> Attributes {
+        let mut attributes = Attributes::new();
+        if let Some(t) = content_type(key, bytes) {
+            attributes.insert(Attribute::ContentType, t.into());
+        }
+        if let Some(c) = &self.cache_control {
+            attributes.insert(Attribute::CacheControl, c.clone().into());
+        }
+        attributes
     }
 
     /// Run `f` to completion on the I/O runtime, blocking this thread.
@@ -308,15 +360,20 @@ impl Store for ObjectStore {
     fn write(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
         let path = self.path(key)?;
         let client = self.client.as_ref();
+        let attributes = self.attributes(key, bytes);
         let done = self.block_on(key, async {
             if bytes.len() <= self.multipart_threshold {
+                let options = PutOptions {
+                    attributes,
+                    ..PutOptions::default()
+                };
                 client
-                    .put(&path, PutPayload::from(bytes.to_vec()))
+                    .put_opts(&path, PutPayload::from(bytes.to_vec()), options)
                     .await
                     .map(drop)
                     .map_err(WriteError::Failed)
             } else {
-                write_multipart(client, &path, bytes).await
+                write_multipart(client, &path, bytes, attributes).await
             }
         })?;
         // A PUT finds no object to replace, only no bucket.
@@ -490,6 +547,56 @@ mod tests {
         let m = message(&e);
         assert!(m.contains("PUT http://127.0.0.1:9/b/k in 1s - boom"), "{m}");
         assert!(!m.contains("uploadId"), "{m}");
+    }
+
+    #[test]
+    fn objects_are_typed_by_signature_then_by_extension() {
+        let jpeg = [0xFF, 0xD8, 0xFF, 0xE0, 0, 16, b'J', b'F', b'I', b'F', 0];
+        let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+        let webp = b"RIFF\x10\0\0\0WEBPVP8L";
+        for (key, bytes, want) in [
+            ("a/full/max/0/default.jpg", &jpeg[..], Some("image/jpeg")),
+            ("a/full/max/0/default.png", &png[..], Some("image/png")),
+            ("a/full/max/0/default.webp", &webp[..], Some("image/webp")),
+            (
+                "a/full/max/0/default.gif",
+                &b"GIF89a\x01\0\x01\0"[..],
+                Some("image/gif"),
+            ),
+            (
+                "a/full/max/0/default.tif",
+                &b"II*\0\x08\0\0\0"[..],
+                Some("image/tiff"),
+            ),
+            (
+                "a/full/max/0/default.tif",
+                &b"MM\0*\0\0\0\x08"[..],
+                Some("image/tiff"),
+            ),
+            // A rewrite:// target named .jpg holding a PNG is served as the PNG it is.
+            ("pub/picture.jpg", &png[..], Some("image/png")),
+            (
+                "a/process.json",
+                &b"{\"a\": 1}"[..],
+                Some("application/json"),
+            ),
+            (
+                "123/4/1234_s3cret_process.JSON",
+                &b"{}"[..],
+                Some("application/json"),
+            ),
+            (
+                "gallery/index.html",
+                &b"<!doctype html>"[..],
+                Some("text/html"),
+            ),
+            ("a.jpeg", &b""[..], Some("image/jpeg")),
+            ("notes.txt", &b"plain"[..], None),
+            ("no-extension", &jpeg[..], Some("image/jpeg")),
+            ("archive.bin", &b"PK\x03\x04"[..], None),
+        ] {
+            assert_eq!(content_type(key, bytes), want, "{key}");
+        }
     }
 
     #[test]

@@ -3,10 +3,12 @@
 
 mod common;
 
+mod azure;
 mod batch;
 mod deploy;
 mod extensions;
 mod formats;
+mod gcs;
 mod hostile;
 mod limits;
 mod messages;

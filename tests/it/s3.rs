@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const INSTRUCTIONS: &str = r#"{
+pub(crate) const INSTRUCTIONS: &str = r#"{
   "o": {"size": "full", "format": "", "rotation": "-1"},
   "b": {"size": "!256,256"},
   "sq": {"region": "square", "size": "64,", "format": "png"},
@@ -24,7 +24,7 @@ const INSTRUCTIONS: &str = r#"{
 }"#;
 
 /// [`FULL_CONFIG`] with other images.source and derivatives.cache entries.
-fn config_with(source: &str, cache: &str) -> String {
+pub(crate) fn config_with(source: &str, cache: &str) -> String {
     let c = FULL_CONFIG
         .replace(r#"{"name": "Disk", "path": "src"}"#, source)
         .replace(r#"{"name": "Disk", "path": "out"}"#, cache);
@@ -103,7 +103,7 @@ fn assert_no_secret(out: &Output) {
     }
 }
 
-fn decode_bytes(bytes: &[u8]) -> image::DynamicImage {
+pub(crate) fn decode_bytes(bytes: &[u8]) -> image::DynamicImage {
     image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .unwrap()
@@ -685,4 +685,135 @@ fn a_failed_multipart_upload_is_aborted() {
         m.stop_recording()
     );
     assert_eq!(m.get("big", "large.tif"), None);
+}
+
+#[test]
+#[ignore = "needs moto_server on PATH (pip install 'moto[server]')"]
+fn every_object_is_served_with_its_content_type_and_the_cache_control() {
+    let m = moto::start();
+    m.create_bucket("derivs");
+    let instructions = r#"{
+      "j": {"size": "!64,64", "format": "jpg"},
+      "p": {"size": "!64,64", "format": "png"},
+      "w": {"size": "!64,64", "format": "webp"},
+      "g": {"size": "!64,64", "format": "gif"},
+      "t": {"size": "!64,64", "format": "tif"}
+    }"#;
+    // The config key, and the flag that wins over it.
+    let config = config_with(r#"{"name": "Disk", "path": "src"}"#, S3_CACHE).replace(
+        r#""derivatives": {"#,
+        r#""derivatives": {"cache_control": "public, max-age=600", "#,
+    );
+    let s = Setup::new(&config, instructions, &[("a.png", fixture("rgba.png"))]);
+    let expected = [
+        ("j", "image/jpeg"),
+        ("p", "image/png"),
+        ("w", "image/webp"),
+        ("g", "image/gif"),
+        ("t", "image/tiff"),
+    ];
+    for (args, cache_control) in [
+        (&["-uri", "a.png", "-report"][..], "public, max-age=600"),
+        (
+            &["-uri", "a.png", "-report", "-cache-control", "no-cache"][..],
+            "no-cache",
+        ),
+    ] {
+        let out = run_s3(&s, &m.endpoint, args);
+        assert_exit(&out, 0);
+        let r = stdout_json(&out);
+        let mut keys: Vec<String> = expected
+            .iter()
+            .map(|(label, _)| format!("iiif/{}", r["a.png"]["uris"][label].as_str().unwrap()))
+            .collect();
+        keys.push("iiif/a.png/process.json".into());
+        assert_eq!(m.keys("derivs").len(), keys.len());
+        let types = expected.iter().map(|(_, t)| *t).chain(["application/json"]);
+        for (key, content_type) in keys.iter().zip(types) {
+            assert_eq!(
+                m.served_as("derivs", key),
+                (
+                    Some(content_type.to_string()),
+                    Some(cache_control.to_string())
+                ),
+                "{key}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_bad_cache_control_is_a_settings_error() {
+    let s = disk_to_s3(&[("a.jpg", fixture("landscape.jpg"))]);
+    let out = run_s3(
+        &s,
+        "http://127.0.0.1:9",
+        &[
+            "-uri",
+            "a.jpg",
+            "-cache-control",
+            "max-age=1\r\nx-amz-acl: public-read",
+        ],
+    );
+    assert_exit(&out, 2);
+    let e = stderr(&out);
+    assert!(
+        e.contains("-cache-control") && e.contains("printable ASCII"),
+        "{e}"
+    );
+}
+
+#[test]
+#[ignore = "needs moto_server on PATH (pip install 'moto[server]')"]
+fn config_instructions_and_manifest_are_read_from_a_bucket() {
+    let m = moto::start();
+    for bucket in ["conf", "masters", "derivs"] {
+        m.create_bucket(bucket);
+    }
+    m.put(
+        "masters",
+        "scans/a.jpg",
+        std::fs::read(fixture("landscape.jpg")).unwrap(),
+    );
+    m.put(
+        "conf",
+        "iiif/config.json",
+        config_with(S3_SOURCE, S3_CACHE).into_bytes(),
+    );
+    m.put(
+        "conf",
+        "iiif/instructions.json",
+        INSTRUCTIONS.as_bytes().to_vec(),
+    );
+    m.put("conf", "iiif/manifest.txt", b"# today\na.jpg\n".to_vec());
+    let dir = tempdir();
+    let run = |config: &str| {
+        let mut cmd = Command::new(bin());
+        cmd.args(["-config", config])
+            .args(["-instructions", "s3://conf/iiif/instructions.json"])
+            .args(["-manifest", "s3://conf/iiif/manifest.txt"])
+            .current_dir(dir.path())
+            .stdin(Stdio::null());
+        moto::s3_env(&mut cmd, &m.endpoint).output().unwrap()
+    };
+    let out = run("s3://conf/iiif/config.json");
+    assert_exit(&out, 0);
+    let r = stdout_json(&out);
+    let sources: Vec<&String> = r.as_object().unwrap().keys().collect();
+    assert_eq!(sources, ["a.jpg"]);
+    assert_eq!(m.keys("derivs").len(), 5);
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+        "nothing was written to the working directory"
+    );
+
+    // A missing object stops the run before any work, naming it.
+    let out = run("s3://conf/iiif/missing.json");
+    assert_exit(&out, 2);
+    assert_no_secret(&out);
+    let e = stderr(&out);
+    assert!(
+        e.contains("cannot read the config: s3://conf/iiif/missing.json: not found"),
+        "{e}"
+    );
 }

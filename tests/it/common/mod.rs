@@ -6,6 +6,9 @@
 
 #![allow(dead_code)]
 
+pub mod azurite;
+pub mod emulator;
+pub mod gcs;
 pub mod moto;
 pub mod relay;
 

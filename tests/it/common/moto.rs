@@ -12,7 +12,7 @@
 use iiif_process::store::{Cloud, ObjectLocation, ObjectStore as Store, StoreOptions};
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{Attribute, GetOptions, ObjectStore, ObjectStoreExt, PutPayload};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -219,6 +219,24 @@ impl Moto {
         let status = text.split_whitespace().nth(1)?.parse().ok()?;
         let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
         Some((status, body.to_string()))
+    }
+
+    /// The Content-Type and Cache-Control of `bucket/key`, as a HEAD request (S3's head-object) shows them.
+    pub fn served_as(&self, bucket: &str, key: &str) -> (Option<String>, Option<String>) {
+        let b = self.bucket(bucket);
+        let options = GetOptions {
+            head: true,
+            ..GetOptions::default()
+        };
+        let got = self
+            .rt
+            .block_on(b.get_opts(&ObjectPath::from(key), options))
+            .unwrap_or_else(|e| panic!("head {bucket}/{key}: {e}"));
+        let attribute = |a| got.attributes.get(&a).map(|v| v.to_string());
+        (
+            attribute(Attribute::ContentType),
+            attribute(Attribute::CacheControl),
+        )
     }
 
     pub fn create_bucket(&self, name: &str) {
