@@ -48,6 +48,12 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 85, value_parser = clap::value_parser!(u8).range(1..=100))]
     pub jpeg_quality: u8,
 
+    /// srgb: convert every derivative from the source's ICC profile to sRGB (untagged); keep: keep the source's
+    /// colours and embed its profile (jpg, png, webp, tif; gif is converted). Default srgb, or the config's
+    /// derivatives.colour
+    #[arg(long, value_name = "srgb|keep", value_parser = ["srgb", "keep"])]
+    pub colour: Option<String>,
+
     /// Refuse sources with more pixels than this, before decoding (default 250000000, or the config's
     /// images.source.max_pixels)
     #[arg(long, value_name = "N")]

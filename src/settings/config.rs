@@ -2,6 +2,7 @@
 //!
 //! Unknown or unused go-iiif keys are accepted and reported once as a warning, so existing configs work unchanged.
 
+use crate::codec::colour::ColourMode;
 use crate::store::location::{
     check_bucket, clean_prefix, is_environment_label, join_prefix, parse_uri,
 };
@@ -62,6 +63,8 @@ pub enum ConfigProblem {
     S3Bucket { key: &'static str },
     #[error("{key}.path: an S3 entry's path is a bucket name; give URIs as \"uri\"")]
     S3PathIsUri { key: &'static str },
+    #[error("derivatives.colour: {0}")]
+    Colour(String),
     #[error(transparent)]
     Location(#[from] LocationError),
 }
@@ -99,6 +102,8 @@ pub struct Config {
     pub max_pixels: Option<u64>,
     /// Output limit: derivatives with more pixels are refused before allocating.
     pub max_output_pixels: Option<u64>,
+    /// `derivatives.colour`: `srgb` or `keep` (`-colour`).
+    pub colour: Option<ColourMode>,
     /// Keys accepted for compatibility but not used (one warning at start).
     pub ignored_keys: Vec<String>,
 }
@@ -134,6 +139,8 @@ struct RawDerivatives {
     cache: Option<RawStore>,
     /// iiif-process's own: the limit on a derivative's pixels (`-max-output-pixels`).
     max_output_pixels: Option<u64>,
+    /// iiif-process's own: colour management (`-colour`).
+    colour: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -305,6 +312,13 @@ impl Config {
             size: b.size.unwrap_or(200).clamp(1, 1024),
         };
 
+        let colour = match raw.derivatives.colour.as_deref() {
+            None => None,
+            Some(c) => Some(
+                c.parse::<ColourMode>()
+                    .map_err(|e| invalid(ConfigProblem::Colour(e)))?,
+            ),
+        };
         let features = raw.features.unwrap_or_default();
         Ok(Config {
             source,
@@ -316,6 +330,7 @@ impl Config {
             disabled: names_by_param(&features.disable),
             max_pixels,
             max_output_pixels: raw.derivatives.max_output_pixels.filter(|&n| n > 0),
+            colour,
             ignored_keys,
         })
     }

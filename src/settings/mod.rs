@@ -6,6 +6,7 @@ pub mod features;
 pub mod instructions;
 
 use crate::cli::Args;
+use crate::codec::colour::ColourMode;
 use crate::iiif::ApiVersion;
 use crate::store::StoreOptions;
 use config::{Config, ConfigError};
@@ -44,6 +45,8 @@ pub struct Settings {
     pub instructions: Vec<Instruction>,
     pub api: ApiVersion,
     pub jpeg_quality: u8,
+    /// Convert to sRGB or keep the source's colours and profile (`-colour`, `derivatives.colour`).
+    pub colour: ColourMode,
     /// Sources with more pixels are refused before decoding.
     pub max_pixels: u64,
     /// Derivatives (and intermediate images) with more pixels are refused before allocating.
@@ -84,6 +87,11 @@ impl Settings {
         {
             return Err(SettingsError::ReportName(name.clone()));
         }
+        let colour = match args.colour.as_deref() {
+            Some("keep") => ColourMode::Keep,
+            Some(_) => ColourMode::Srgb,
+            None => config.colour.unwrap_or_default(),
+        };
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Settings {
             max_pixels: args
@@ -101,6 +109,7 @@ impl Settings {
             instructions,
             api,
             jpeg_quality: args.jpeg_quality,
+            colour,
             jobs: args.jobs.map_or(cores, |j| j as usize).max(1),
             report_file: args.report.then(|| args.report_name.clone()),
             quiet: args.quiet,

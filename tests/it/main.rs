@@ -4,6 +4,7 @@
 mod common;
 
 mod batch;
+mod colour;
 mod deploy;
 mod extensions;
 mod hostile;
