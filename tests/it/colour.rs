@@ -100,8 +100,8 @@ fn psnr(a: &RgbImage, b: &RgbImage) -> f64 {
 fn bias(a: &RgbImage, b: &RgbImage) -> [f64; 3] {
     let mut sum = [0f64; 3];
     for (p, q) in a.pixels().zip(b.pixels()) {
-        for c in 0..3 {
-            sum[c] += f64::from(p.0[c]) - f64::from(q.0[c]);
+        for (s, (x, y)) in sum.iter_mut().zip(p.0.iter().zip(q.0)) {
+            *s += f64::from(*x) - f64::from(y);
         }
     }
     let n = f64::from(a.width() * a.height());
@@ -349,5 +349,32 @@ fn services_see_the_converted_colours() {
             converted < plain,
             "keep {keep}: palette {converted:.1} from the truth's, unconverted {plain:.1}"
         );
+    }
+}
+
+#[test]
+fn a_converted_source_is_never_copied_byte_for_byte_but_a_kept_one_is() {
+    // go-iiif's `o`: full size, stored orientation, the source's own format: a byte copy of an sRGB source.
+    let setup = Setup::new(
+        CONFIG,
+        r#"{"o": {"size": "full", "rotation": "-1", "format": ""}}"#,
+        &[("a.jpg", colour_fixture("adobergb.jpg"))],
+    );
+    let source = std::fs::read(colour_fixture("adobergb.jpg")).unwrap();
+    let path = setup.path("out/a.jpg/full/full/-1/color.jpg");
+    for (args, copied) in [(&[][..], false), (&["-colour", "keep"][..], true)] {
+        let mut all = vec!["-uri", "a.jpg"];
+        all.extend_from_slice(args);
+        common::assert_exit(&setup.run(&all), 0);
+        let written = std::fs::read(&path).unwrap();
+        assert_eq!(written == source, copied, "{args:?}");
+        if !copied {
+            assert_eq!(embedded_icc(&path), None);
+            let got = common::decode(&path).into_rgb8();
+            // Converted: no colour cast against the truth (the Adobe RGB numbers read as sRGB are 8 levels off).
+            let b = bias(&got, &truth("adobergb.jpg"));
+            assert!(b.iter().all(|v| v.abs() <= 1.5), "{b:.2?}");
+        }
+        std::fs::remove_file(&path).unwrap();
     }
 }
