@@ -5,7 +5,7 @@
 //! or applied is a [`ColourError`]: the caller reports it and takes the pixels as sRGB.
 
 use image::{DynamicImage, ImageBuffer, Pixel, RgbImage};
-use moxcms::{ColorProfile, DataColorSpace, Layout, RenderingIntent, TransformOptions};
+use moxcms::{CmsError, ColorProfile, DataColorSpace, Layout, RenderingIntent, TransformOptions};
 use rayon::prelude::*;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -20,13 +20,18 @@ pub enum ColourMode {
     Keep,
 }
 
+/// A colour mode that is neither `srgb` nor `keep`.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is not a colour mode (srgb or keep)")]
+pub struct UnknownColourMode(pub String);
+
 impl std::str::FromStr for ColourMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownColourMode;
+    fn from_str(s: &str) -> Result<Self, UnknownColourMode> {
         match s {
             "srgb" => Ok(ColourMode::Srgb),
             "keep" => Ok(ColourMode::Keep),
-            other => Err(format!("{other:?} is not a colour mode (srgb or keep)")),
+            other => Err(UnknownColourMode(other.into())),
         }
     }
 }
@@ -44,7 +49,7 @@ impl std::fmt::Display for ColourMode {
 #[derive(Debug, thiserror::Error)]
 pub enum ColourError {
     #[error("ICC profile of {len} bytes cannot be read ({reason}); colours taken as sRGB")]
-    Unreadable { len: usize, reason: String },
+    Unreadable { len: usize, reason: CmsFailure },
     #[error(
         "ICC profile {name:?} is for {space} data, which is not supported; colours taken as sRGB"
     )]
@@ -132,19 +137,30 @@ fn description(p: &ColorProfile) -> String {
 }
 
 /// `f`, with a panic inside the colour library turned into an error: the profile is untrusted input.
-fn guarded<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+fn guarded<T>(f: impl FnOnce() -> Result<T, CmsError>) -> Result<T, CmsFailure> {
     catch_unwind(AssertUnwindSafe(f))
-        .unwrap_or_else(|_| Err("the colour library failed on it".into()))
+        .map_err(|_| CmsFailure::Panicked)?
+        .map_err(CmsFailure::Cms)
+}
+
+/// Why the colour library gave no result.
+#[derive(Debug, thiserror::Error)]
+pub enum CmsFailure {
+    #[error("{0}")]
+    Cms(CmsError),
+    #[error("the colour library failed on it")]
+    Panicked,
 }
 
 impl Profile {
     /// Read `icc`: `None` when it is sRGB in effect (nothing to convert).
     pub fn parse(icc: &[u8]) -> Result<Option<Profile>, ColourError> {
-        let cms = guarded(|| ColorProfile::new_from_slice(icc).map_err(|e| e.to_string()))
-            .map_err(|reason| ColourError::Unreadable {
+        let cms = guarded(|| ColorProfile::new_from_slice(icc)).map_err(|reason| {
+            ColourError::Unreadable {
                 len: icc.len(),
                 reason,
-            })?;
+            }
+        })?;
         let name = description(&cms);
         let space = match cms.color_space {
             DataColorSpace::Rgb => Space::Rgb,
@@ -162,10 +178,7 @@ impl Profile {
         // colours says whether it is sRGB: sRGB under any name, version or curve encoding is left alone.
         let identity = profile
             .is_identity()
-            .map_err(|reason| ColourError::Transform {
-                name: profile.name.clone(),
-                reason,
-            })?;
+            .map_err(|e| profile.transform_error(e))?;
         Ok((!identity).then_some(profile))
     }
 
@@ -185,20 +198,16 @@ impl Profile {
     }
 
     /// Whether the profile maps every colour of a 6x6x6 grid (or 16 grays) to within one level of itself.
-    fn is_identity(&self) -> Result<bool, String> {
+    fn is_identity(&self) -> Result<bool, CmsFailure> {
         let samples: Vec<u8> = match self.space {
             Space::Cmyk => {
                 // Never sRGB; check only that the transform can be built and run.
                 let t = guarded(|| {
                     self.cms
                         .create_transform_8bit(Layout::Rgba, &srgb(), Layout::Rgb, options())
-                        .map_err(|e| e.to_string())
                 })?;
                 let mut out = [0u8; 3];
-                guarded(|| {
-                    t.transform(&[0, 0, 0, 0], &mut out)
-                        .map_err(|e| e.to_string())
-                })?;
+                guarded(|| t.transform(&[0, 0, 0, 0], &mut out))?;
                 return Ok(false);
             }
             Space::Gray => (0..16).map(|v| v * 17).collect(),
@@ -225,9 +234,8 @@ impl Profile {
         guarded(|| {
             let t = self
                 .cms
-                .create_transform_8bit(layout, &dst, layout, options())
-                .map_err(|e| e.to_string())?;
-            t.transform(&samples, &mut out).map_err(|e| e.to_string())
+                .create_transform_8bit(layout, &dst, layout, options())?;
+            t.transform(&samples, &mut out)
         })?;
         Ok(samples.iter().zip(&out).all(|(a, b)| a.abs_diff(*b) <= 1))
     }
@@ -282,7 +290,6 @@ impl Profile {
         let t = guarded(|| {
             self.cms
                 .create_transform_8bit(layout, &srgb(), layout, options())
-                .map_err(|e| e.to_string())
         })
         .map_err(|e| self.transform_error(e))?;
         let row = img.width() as usize * usize::from(P::CHANNEL_COUNT);
@@ -297,7 +304,6 @@ impl Profile {
         let t = guarded(|| {
             self.cms
                 .create_transform_16bit(layout, &srgb(), layout, options())
-                .map_err(|e| e.to_string())
         })
         .map_err(|e| self.transform_error(e))?;
         let row = img.width() as usize * usize::from(P::CHANNEL_COUNT);
@@ -312,11 +318,10 @@ impl Profile {
             let src: Vec<u8> = (0..=255).collect();
             let mut out = vec![0u8; 256];
             guarded(|| {
-                let t = self
-                    .cms
-                    .create_transform_8bit(Layout::Gray, &dst, Layout::Gray, options())
-                    .map_err(|e| e.to_string())?;
-                t.transform(&src, &mut out).map_err(|e| e.to_string())
+                let t =
+                    self.cms
+                        .create_transform_8bit(Layout::Gray, &dst, Layout::Gray, options())?;
+                t.transform(&src, &mut out)
             })
             .map_err(|e| self.transform_error(e))?;
             Ok(out)
@@ -325,11 +330,10 @@ impl Profile {
             let src: Vec<u16> = (0..=u16::MAX).collect();
             let mut out = vec![0u16; src.len()];
             guarded(|| {
-                let t = self
-                    .cms
-                    .create_transform_16bit(Layout::Gray, &dst, Layout::Gray, options())
-                    .map_err(|e| e.to_string())?;
-                t.transform(&src, &mut out).map_err(|e| e.to_string())
+                let t =
+                    self.cms
+                        .create_transform_16bit(Layout::Gray, &dst, Layout::Gray, options())?;
+                t.transform(&src, &mut out)
             })
             .map_err(|e| self.transform_error(e))?;
             Ok(out)
@@ -380,7 +384,6 @@ impl Profile {
         let t = guarded(|| {
             self.cms
                 .create_transform_8bit(Layout::Rgba, &srgb(), Layout::Rgb, options())
-                .map_err(|e| e.to_string())
         })
         .map_err(|e| self.transform_error(e))?;
         let (w, h) = (width as usize, height as usize);
@@ -397,7 +400,6 @@ impl Profile {
             rgb.par_chunks_mut(w.max(1) * 3)
                 .zip(ink.par_chunks(w.max(1) * 4))
                 .try_for_each(|(out, inp)| t.transform(inp, out))
-                .map_err(|e| e.to_string())
         })
         .map_err(|e| self.transform_error(e))?;
         RgbImage::from_raw(width, height, rgb)
@@ -410,7 +412,7 @@ fn in_place<T: Copy + Default + Send + Sync>(
     t: &(dyn moxcms::TransformExecutor<T> + Send + Sync),
     data: &mut [T],
     row: usize,
-) -> Result<(), String> {
+) -> Result<(), CmsFailure> {
     const BAND_SAMPLES: usize = 1 << 16;
     let band = row.max(1) * (BAND_SAMPLES / row.max(1)).max(1);
     guarded(|| {
@@ -420,7 +422,6 @@ fn in_place<T: Copy + Default + Send + Sync>(
                 copy.extend_from_slice(chunk);
                 t.transform(copy, chunk)
             })
-            .map_err(|e| e.to_string())
     })
 }
 

@@ -2,7 +2,7 @@
 //!
 //! Unknown or unused go-iiif keys are accepted and reported once as a warning, so existing configs work unchanged.
 
-use crate::codec::colour::ColourMode;
+use crate::codec::colour::{ColourMode, UnknownColourMode};
 use crate::store::location::{
     check_bucket, clean_prefix, is_environment_label, join_prefix, parse_uri,
 };
@@ -64,7 +64,7 @@ pub enum ConfigProblem {
     #[error("{key}.path: an S3 entry's path is a bucket name; give URIs as \"uri\"")]
     S3PathIsUri { key: &'static str },
     #[error("derivatives.colour: {0}")]
-    Colour(String),
+    Colour(UnknownColourMode),
     #[error(transparent)]
     Location(#[from] LocationError),
 }
