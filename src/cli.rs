@@ -53,6 +53,11 @@ pub struct Args {
     /// derivatives.webp_quality)
     #[arg(long, value_name = "N|lossless")]
     pub webp_quality: Option<WebpQuality>,
+    /// srgb: convert every derivative from the source's ICC profile to sRGB (untagged); keep: keep the source's
+    /// colours and embed its profile (jpg, png, webp, tif; gif is converted). Default srgb, or the config's
+    /// derivatives.colour
+    #[arg(long, value_name = "srgb|keep", value_parser = ["srgb", "keep"])]
+    pub colour: Option<String>,
 
     /// Refuse sources with more pixels than this, before decoding (default 250000000, or the config's
     /// images.source.max_pixels)

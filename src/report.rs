@@ -36,6 +36,10 @@ pub struct SourceReport {
     /// Labels whose derivative failed, with the reason; absent when all succeeded.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub errors: BTreeMap<String, String>,
+    /// What went wrong without failing anything (a source's ICC profile that cannot be applied), one message
+    /// each; absent when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// A file found by listing a directory or bucket that is not an image: why it was not processed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,

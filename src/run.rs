@@ -210,6 +210,9 @@ fn process_one(ctx: &Context, planned: &PlannedSource, log: &Log) -> SourceRepor
         for (label, msg) in &report.errors {
             log.line(&format!("{}: {label}: {msg}", planned.given));
         }
+        for msg in &report.warnings {
+            log.line(&format!("{}: warning: {msg}", planned.given));
+        }
     }
     log.source_done(report.uris.len(), !report.errors.is_empty());
     report

@@ -3,7 +3,8 @@
 //! jpeg-encoder). Each backend provides
 //!
 //! - `decode(bytes, header, denom, accept_damaged) -> Result<DynamicImage, CodecError>`: the pixels at 1/`denom`
-//!   of the frame (Rgb8, or Luma8 for grey; CMYK converted), a decoder's warning about corrupt data being
+//!   of the frame (Rgb8, or Luma8 for grey; CMYK as stored, four samples in an Rgba8 buffer, or already Rgb8
+//!   where the backend can only give RGB), a decoder's warning about corrupt data being
 //!   [`CodecError::Damaged`] unless `accept_damaged`;
 //! - `encode(image, quality) -> Result<Vec<u8>, CodecError>`: Rgb8 or Luma8 pixels, no metadata.
 //!
@@ -15,25 +16,68 @@ use super::jpeg_rust as backend;
 #[cfg(feature = "turbojpeg")]
 use super::jpeg_turbo as backend;
 
+use super::colour::{ColourError, Profile};
 use super::metadata::{self, JpegHeader};
 use super::{CodecError, Orientation};
-use image::DynamicImage;
+use image::{DynamicImage, RgbImage};
 
 /// Decode at the smallest DCT scale (1/8, 1/4, 1/2 or 1) that still has at least `min` pixels per side (stored
-/// orientation), full size for `None`.
+/// orientation), full size for `None`. CMYK comes out as RGB: through `cmyk_profile` when given, else by the
+/// naive formula; a profile that cannot be applied is returned beside the pixels.
 pub fn decode(
     bytes: &[u8],
     header: &JpegHeader,
     min: Option<(u32, u32)>,
     accept_damaged: bool,
-) -> Result<DynamicImage, CodecError> {
+    cmyk_profile: Option<&Profile>,
+) -> Result<(DynamicImage, Option<ColourError>), CodecError> {
     if metadata::jpeg_is_truncated(bytes) {
         return Err(CodecError::Decode {
             format: "jpeg",
             message: "truncated: the file ends before the image data does".into(),
         });
     }
-    backend::decode(bytes, header, dct_denominator(header, min), accept_damaged)
+    let image = backend::decode(bytes, header, dct_denominator(header, min), accept_damaged)?;
+    Ok(match image {
+        DynamicImage::ImageRgba8(stored) if header.components == 4 => {
+            cmyk_to_rgb(stored, header.adobe, cmyk_profile)
+        }
+        image if header.components == 4 => {
+            let warning = cmyk_profile.map(|p| ColourError::Transform {
+                name: p.name().to_string(),
+                reason: "this build's decoder gives YCCK data only as RGB".into(),
+            });
+            (image, warning)
+        }
+        image => (image, None),
+    })
+}
+
+/// Four-component pixels as the decoder stored them to RGB. The stored values are ink amounts, inverted when
+/// an Adobe APP14 segment says so (as Photoshop writes CMYK and YCCK); the profile, when there is one, converts
+/// them, else the naive formula (what browsers and libvips without a profile do).
+fn cmyk_to_rgb(
+    mut stored: image::RgbaImage,
+    adobe: bool,
+    profile: Option<&Profile>,
+) -> (DynamicImage, Option<ColourError>) {
+    if adobe {
+        stored.iter_mut().for_each(|v| *v = 255 - *v);
+    }
+    let (w, h) = stored.dimensions();
+    let mut warning = None;
+    if let Some(p) = profile {
+        match p.cmyk_to_srgb(w, h, stored.as_raw()) {
+            Ok(rgb) => return (DynamicImage::ImageRgb8(rgb), None),
+            Err(e) => warning = Some(e),
+        }
+    }
+    let naive = RgbImage::from_fn(w, h, |x, y| {
+        let [c, m, ye, k] = stored.get_pixel(x, y).0;
+        let ink = |v: u8| ((255 - u32::from(v)) * (255 - u32::from(k)) + 127) / 255;
+        image::Rgb([ink(c) as u8, ink(m) as u8, ink(ye) as u8])
+    });
+    (DynamicImage::ImageRgb8(naive), warning)
 }
 
 /// The largest DCT reduction whose result still covers `min`. A scaled side is ceil(side / denom), in
@@ -115,10 +159,11 @@ pub fn decode_zune(
     strict: bool,
 ) -> Result<DynamicImage, CodecError> {
     use zune_core::colorspace::ColorSpace;
-    // CMYK, YCCK and YCbCr all come out as RGB; grey stays grey.
+    // YCbCr comes out as RGB, grey stays grey, CMYK as stored; YCCK, which zune converts only to RGB, as RGB.
     let out = match header.components {
         1 => ColorSpace::Luma,
         2 => ColorSpace::LumaA,
+        4 if !zune_is_ycck(bytes) => ColorSpace::CMYK,
         _ => ColorSpace::RGB,
     };
     // No size cap of zune's own: ours is the pixel limit, checked by the probe.
@@ -154,10 +199,20 @@ pub fn decode_zune(
         ColorSpace::LumaA => DynamicImage::ImageLumaA8(
             image::GrayAlphaImage::from_raw(width, height, data).ok_or_else(short)?,
         ),
+        ColorSpace::CMYK => DynamicImage::ImageRgba8(
+            image::RgbaImage::from_raw(width, height, data).ok_or_else(short)?,
+        ),
         _ => DynamicImage::ImageRgb8(
             image::RgbImage::from_raw(width, height, data).ok_or_else(short)?,
         ),
     })
+}
+
+/// Whether zune-jpeg reads this four-component file as YCCK (Adobe APP14 transform 2).
+fn zune_is_ycck(bytes: &[u8]) -> bool {
+    let mut d = zune_jpeg::JpegDecoder::new(zune_core::bytestream::ZCursor::new(bytes));
+    d.decode_headers().is_ok()
+        && d.input_colorspace() == Some(zune_core::colorspace::ColorSpace::YCCK)
 }
 
 #[cfg(test)]
@@ -172,6 +227,7 @@ mod tests {
             components: 3,
             orientation: Orientation::NoTransforms,
             icc: None,
+            adobe: false,
         };
         for (min, want) in [
             (None, 1),

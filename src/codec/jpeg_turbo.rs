@@ -5,7 +5,7 @@
 use super::jpeg::{self, damaged};
 use super::metadata::JpegHeader;
 use super::CodecError;
-use image::{DynamicImage, GrayImage, RgbImage};
+use image::{DynamicImage, GrayImage, RgbImage, RgbaImage};
 use turbojpeg::{Compressor, Decompressor, Image, PixelFormat, ScalingFactor, Subsamp};
 
 /// Progressive JPEGs from real encoders have at most a few dozen scans; thousands of tiny scans are a
@@ -88,8 +88,9 @@ fn decode_turbo(bytes: &[u8], header: &JpegHeader, denom: u32) -> Result<Dynamic
         PixelFormat::GRAY => {
             GrayImage::from_raw(ow, oh, image.pixels).map(DynamicImage::ImageLuma8)
         }
+        // As stored; `jpeg::decode` converts it.
         PixelFormat::CMYK => {
-            RgbImage::from_raw(ow, oh, cmyk_to_rgb(&image.pixels)).map(DynamicImage::ImageRgb8)
+            RgbaImage::from_raw(ow, oh, image.pixels).map(DynamicImage::ImageRgba8)
         }
         _ => RgbImage::from_raw(ow, oh, image.pixels).map(DynamicImage::ImageRgb8),
     }
@@ -106,20 +107,6 @@ fn out_of_memory(bytes: usize) -> CodecError {
         what: "jpeg pixels",
         bytes,
     }
-}
-
-/// libjpeg hands back CMYK as stored. Nearly every CMYK JPEG is Adobe's (APP14), which stores the inks
-/// inverted, so the naive conversion on the stored values is R = C*K/255 (what image/zune-jpeg,
-/// libvips without a profile, and browsers do).
-fn cmyk_to_rgb(cmyk: &[u8]) -> Vec<u8> {
-    let mut rgb = Vec::with_capacity(cmyk.len() / 4 * 3);
-    for p in cmyk.chunks_exact(4) {
-        let k = u32::from(p[3]);
-        for &c in &p[..3] {
-            rgb.push(((u32::from(c) * k + 127) / 255) as u8);
-        }
-    }
-    rgb
 }
 
 /// Encode Rgb8 or Luma8 at `quality` (1 to 100). Baseline, standard Huffman tables, 4:2:0 for colour:

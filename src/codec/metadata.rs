@@ -23,6 +23,8 @@ pub struct JpegHeader {
     /// EXIF Orientation (none when absent or invalid).
     pub orientation: Orientation,
     pub icc: Option<Vec<u8>>,
+    /// An Adobe APP14 segment is present: four-component data is stored inverted, as Photoshop writes it.
+    pub adobe: bool,
 }
 
 fn header_error(message: &str) -> CodecError {
@@ -39,6 +41,7 @@ pub fn jpeg_header(bytes: &[u8]) -> Result<JpegHeader, CodecError> {
     }
     let mut frame: Option<(u32, u32, u8)> = None;
     let mut orientation = Orientation::NoTransforms;
+    let mut adobe = false;
     // (sequence number, count, data) of each ICC_PROFILE segment.
     let mut icc: Vec<(u8, u8, &[u8])> = Vec::new();
     let mut at = 2;
@@ -88,6 +91,7 @@ pub fn jpeg_header(bytes: &[u8]) -> Result<JpegHeader, CodecError> {
             0xE2 if segment.len() >= 14 && segment.starts_with(b"ICC_PROFILE\0") => {
                 icc.push((segment[12], segment[13], &segment[14..]));
             }
+            0xEE if segment.starts_with(b"Adobe") => adobe = true,
             _ => {}
         }
     }
@@ -98,6 +102,7 @@ pub fn jpeg_header(bytes: &[u8]) -> Result<JpegHeader, CodecError> {
         components,
         orientation,
         icc: join_icc(&icc),
+        adobe,
     })
 }
 
@@ -236,6 +241,47 @@ pub fn png_icc(bytes: &[u8], chunk: std::ops::Range<usize>, cap: usize) -> Optio
         return None;
     }
     fdeflate::decompress_to_vec_bounded(&data[nul + 2..], cap).ok()
+}
+
+/// The ICC profile of a classic TIFF's first IFD (tag 34675), BYTE or UNDEFINED as the TIFF/ICC spec has it
+/// (the `tiff` crate reads only BYTE); none when absent, malformed or over `cap` bytes.
+pub fn tiff_icc(bytes: &[u8], cap: usize) -> Option<Vec<u8>> {
+    let big = match bytes.get(..4)? {
+        b"MM\0\x2a" => true,
+        b"II\x2a\0" => false,
+        _ => return None, // BigTIFF and anything else
+    };
+    let u16_at = |at: usize| -> Option<usize> {
+        let b: [u8; 2] = bytes.get(at..at + 2)?.try_into().ok()?;
+        Some(usize::from(if big {
+            u16::from_be_bytes(b)
+        } else {
+            u16::from_le_bytes(b)
+        }))
+    };
+    let u32_at = |at: usize| -> Option<usize> {
+        let b: [u8; 4] = bytes.get(at..at + 4)?.try_into().ok()?;
+        usize::try_from(if big {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        })
+        .ok()
+    };
+    let ifd = u32_at(4)?;
+    let entries = u16_at(ifd)?;
+    (0..entries).find_map(|i| {
+        let at = ifd + 2 + 12 * i;
+        if u16_at(at)? != 34675 || !matches!(u16_at(at + 2)?, 1 | 7) {
+            return None;
+        }
+        let len = u32_at(at + 4)?;
+        if len > cap {
+            return None;
+        }
+        let start = if len <= 4 { at + 8 } else { u32_at(at + 8)? };
+        Some(bytes.get(start..start.checked_add(len)?)?.to_vec())
+    })
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! JPEG, everything the decoder needs), and [`decode_with`] takes that probe. JPEG goes through the one
 //! interface in `jpeg` (libjpeg-turbo or pure Rust, chosen there by feature), everything else through `raster`.
 
+pub mod colour;
 mod gif;
 mod jpeg;
 #[cfg(not(feature = "turbojpeg"))]
@@ -53,6 +54,11 @@ impl Format {
     pub fn has_alpha(self) -> bool {
         !matches!(self, Format::Jpeg)
     }
+
+    /// Whether the format can carry an ICC profile.
+    pub fn holds_icc(self) -> bool {
+        !matches!(self, Format::Gif)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,12 +101,13 @@ pub struct Decoded {
     pub image: DynamicImage,
     /// EXIF Orientation (none when absent or invalid).
     pub orientation: Orientation,
-    pub icc: Option<Vec<u8>>,
+    /// The profile asked for could not be applied: the pixels are as stored (CMYK by the naive formula).
+    pub colour_warning: Option<colour::ColourError>,
 }
 
 /// How to decode a source.
 #[derive(Debug, Clone, Copy)]
-pub struct DecodeOptions {
+pub struct DecodeOptions<'a> {
     /// Refuse images with more pixels, before any pixel buffer is allocated.
     pub max_pixels: u64,
     /// Decode at a reduced scale when the format allows it and the result still has at least this many pixels
@@ -108,6 +115,9 @@ pub struct DecodeOptions {
     pub min: Option<(u32, u32)>,
     /// Accept damaged data (a decoder's warning about corrupt entropy-coded data) instead of failing.
     pub accept_damaged: bool,
+    /// Convert the pixels from this profile (the source's own) to sRGB right after decoding, at the decoded
+    /// depth, before anything is reduced to 8 bits.
+    pub to_srgb: Option<&'a colour::Profile>,
 }
 
 /// The source format, from the bytes (never the file name).
@@ -199,7 +209,7 @@ pub fn decode_with(
     opts: &DecodeOptions,
 ) -> Result<Decoded, CodecError> {
     check_pixels(probe.width, probe.height, opts.max_pixels)?;
-    let (image, icc) = if probe.format == Format::Jpeg {
+    let (image, cmyk_warning) = if probe.format == Format::Jpeg {
         let read;
         let header = match &probe.header.jpeg {
             Some(h) => h,
@@ -208,16 +218,32 @@ pub fn decode_with(
                 &read
             }
         };
-        let image = jpeg::decode(bytes, header, opts.min, opts.accept_damaged)?;
-        (image, header.icc.clone())
+        let cmyk = opts.to_srgb.filter(|p| p.space() == colour::Space::Cmyk);
+        jpeg::decode(bytes, header, opts.min, opts.accept_damaged, cmyk)?
     } else {
-        raster::decode(bytes, probe.format, opts.max_pixels)?
+        (raster::decode(bytes, probe.format, opts.max_pixels)?, None)
+    };
+    let mut image = image;
+    let colour_warning = match opts.to_srgb {
+        // A failed conversion leaves the pixels as they were, taken as sRGB.
+        Some(p) if p.space() != colour::Space::Cmyk => p.to_srgb(&mut image).err(),
+        _ => cmyk_warning,
     };
     Ok(Decoded {
-        image,
+        image: raster::to_8bit(image),
         orientation: probe.orientation,
-        icc,
+        colour_warning,
     })
+}
+
+/// The source's embedded ICC profile, from the header facts in `probe` (of these same bytes); none when it
+/// has none or it cannot be read. Bounded: a JPEG's by its segments, any other's to a few MB.
+pub fn icc_profile(bytes: &[u8], probe: &Probe, max_pixels: u64) -> Option<Vec<u8>> {
+    match &probe.header.jpeg {
+        Some(h) => h.icc.clone(),
+        None if probe.format == Format::Jpeg => metadata::jpeg_header(bytes).ok()?.icc,
+        None => raster::icc(bytes, probe.format, max_pixels),
+    }
 }
 
 /// Apply EXIF orientation `o` so that the pixels are upright.
@@ -252,12 +278,33 @@ pub struct EncodeOptions<'a> {
     pub jpeg_quality: u8,
     /// Write this EXIF Orientation into the output (go-iiif's rotation `-1` keeps the source's tag).
     pub exif_orientation: Option<Orientation>,
-    /// The source's ICC profile, carried into formats that hold one (jpg, png) so colours stay right.
+    /// An ICC profile to embed (`-colour keep`): written into JPEG, PNG, WebP and TIFF when it describes the
+    /// pixels' colour space (an RGB profile in a grey derivative would be refused by colour-managed readers).
     pub icc: Option<&'a [u8]>,
     pub webp_quality: WebpQuality,
 }
 
 pub fn encode(
+    img: &DynamicImage,
+    format: Format,
+    opts: &EncodeOptions,
+) -> Result<Vec<u8>, CodecError> {
+    let colour_channels = if img.color().has_color() { 3 } else { 1 };
+    let icc = opts
+        .icc
+        .filter(|p| format.holds_icc() && colour::icc_fits(p, colour_channels));
+    let opts = &EncodeOptions {
+        icc,
+        ..opts.clone()
+    };
+    let bytes = encode_pixels(img, format, opts)?;
+    match (format, icc) {
+        (Format::Webp, Some(p)) => colour::embed_webp(bytes, p),
+        _ => Ok(bytes),
+    }
+}
+
+fn encode_pixels(
     img: &DynamicImage,
     format: Format,
     opts: &EncodeOptions,
@@ -284,6 +331,6 @@ pub fn encode(
         }
         Format::Webp => webp::encode(img, opts.webp_quality),
         Format::Gif => gif::encode(img),
-        Format::Tiff => tiff::encode(img),
+        Format::Tiff => tiff::encode(img, opts.icc),
     }
 }

@@ -63,24 +63,30 @@ pub fn probe(bytes: &[u8], format: Format, max_pixels: u64) -> Result<Header, Co
     open(bytes, format, max_pixels).map(|(_, header)| header)
 }
 
-/// The pixels, 8 bits per channel, and the ICC profile.
-pub fn decode(
-    bytes: &[u8],
-    format: Format,
-    max_pixels: u64,
-) -> Result<(DynamicImage, Option<Vec<u8>>), CodecError> {
-    let (mut decoder, _) = open(bytes, format, max_pixels)?;
-    let icc = match format {
-        Format::Png => metadata::png_iccp_chunk(bytes)
-            .and_then(|chunk| metadata::png_icc(bytes, chunk, MAX_PNG_ICC)),
-        _ => decoder.icc_profile().ok().flatten(),
-    };
-    let image = DynamicImage::from_decoder(decoder).map_err(|e| decode_error(format, e))?;
-    Ok((to_8bit(image), icc))
+/// The pixels at the file's own depth.
+pub fn decode(bytes: &[u8], format: Format, max_pixels: u64) -> Result<DynamicImage, CodecError> {
+    let (decoder, _) = open(bytes, format, max_pixels)?;
+    DynamicImage::from_decoder(decoder).map_err(|e| decode_error(format, e))
 }
 
-/// The pipeline works on 8-bit pixels; 16-bit and float sources are reduced once here.
-fn to_8bit(img: DynamicImage) -> DynamicImage {
+/// The embedded ICC profile; none when absent, unreadable or over a few MB (a PNG's inflated with that cap).
+pub fn icc(bytes: &[u8], format: Format, max_pixels: u64) -> Option<Vec<u8>> {
+    match format {
+        Format::Png => metadata::png_iccp_chunk(bytes)
+            .and_then(|chunk| metadata::png_icc(bytes, chunk, MAX_PNG_ICC)),
+        Format::Tiff => metadata::tiff_icc(bytes, MAX_PNG_ICC),
+        _ => open(bytes, format, max_pixels)
+            .ok()?
+            .0
+            .icc_profile()
+            .ok()
+            .flatten()
+            .filter(|p| p.len() <= MAX_PNG_ICC),
+    }
+}
+
+/// The pipeline works on 8-bit pixels; 16-bit and float sources are reduced once, after colour conversion.
+pub fn to_8bit(img: DynamicImage) -> DynamicImage {
     match img {
         DynamicImage::ImageLuma8(_)
         | DynamicImage::ImageLumaA8(_)

@@ -5,11 +5,12 @@ use super::*;
 /// The default decode limit in tests; the run's comes from its settings.
 const DEFAULT_MAX_PIXELS: u64 = 250_000_000;
 
-fn opts(min: Option<(u32, u32)>, accept_damaged: bool) -> DecodeOptions {
+fn opts(min: Option<(u32, u32)>, accept_damaged: bool) -> DecodeOptions<'static> {
     DecodeOptions {
         max_pixels: DEFAULT_MAX_PIXELS,
         min,
         accept_damaged,
+        to_srgb: None,
     }
 }
 
@@ -239,8 +240,9 @@ fn crc32(bytes: &[u8]) -> u32 {
 #[test]
 fn png_icc_profile_is_inflated_with_a_cap() {
     let small = png_with_icc(3000);
+    let p = probe(&small, DEFAULT_MAX_PIXELS).unwrap();
     assert_eq!(
-        decode(&small, DEFAULT_MAX_PIXELS).unwrap().icc,
+        icc_profile(&small, &p, DEFAULT_MAX_PIXELS),
         Some(vec![0; 3000])
     );
     // 64 MiB from about 330 KB: over the cap, so the profile is dropped and the pixels still decode.
@@ -252,7 +254,8 @@ fn png_icc_profile_is_inflated_with_a_cap() {
         Some(64 << 20)
     );
     assert_eq!(metadata::png_icc(&bomb, chunk, metadata::MAX_PNG_ICC), None);
+    let p = probe(&bomb, DEFAULT_MAX_PIXELS).unwrap();
+    assert_eq!(icc_profile(&bomb, &p, DEFAULT_MAX_PIXELS), None);
     let d = decode(&bomb, DEFAULT_MAX_PIXELS).unwrap();
-    assert_eq!(d.icc, None);
     assert_eq!(d.image.to_rgb8().get_pixel(3, 2).0, [9, 8, 7]);
 }

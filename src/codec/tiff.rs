@@ -24,6 +24,7 @@ fn write<C: ColorType>(
     height: u32,
     data: &[C::Inner],
     alpha: bool,
+    icc: Option<&[u8]>,
 ) -> Result<Vec<u8>, CodecError>
 where
     [C::Inner]: TiffValue,
@@ -44,25 +45,32 @@ where
             )
             .map_err(encode_error)?;
     }
+    if let Some(icc) = icc {
+        image
+            .encoder()
+            .write_tag(Tag::IccProfile, icc)
+            .map_err(encode_error)?;
+    }
     image.write_data(data).map_err(encode_error)?;
     Ok(out.into_inner())
 }
 
-pub fn encode(img: &DynamicImage) -> Result<Vec<u8>, CodecError> {
+/// `icc`: a profile to embed (`-colour keep`), already checked to fit the pixels.
+pub fn encode(img: &DynamicImage, icc: Option<&[u8]>) -> Result<Vec<u8>, CodecError> {
     let (w, h) = (img.width(), img.height());
     match img {
-        DynamicImage::ImageLuma8(i) => write::<colortype::Gray8>(w, h, i.as_raw(), false),
-        DynamicImage::ImageRgb8(i) => write::<colortype::RGB8>(w, h, i.as_raw(), false),
-        DynamicImage::ImageRgba8(i) => write::<colortype::RGBA8>(w, h, i.as_raw(), true),
+        DynamicImage::ImageLuma8(i) => write::<colortype::Gray8>(w, h, i.as_raw(), false, icc),
+        DynamicImage::ImageRgb8(i) => write::<colortype::RGB8>(w, h, i.as_raw(), false, icc),
+        DynamicImage::ImageRgba8(i) => write::<colortype::RGBA8>(w, h, i.as_raw(), true, icc),
         DynamicImage::ImageLumaA8(_) => {
-            write::<colortype::RGBA8>(w, h, img.to_rgba8().as_raw(), true)
+            write::<colortype::RGBA8>(w, h, img.to_rgba8().as_raw(), true, icc)
         }
-        DynamicImage::ImageLuma16(i) => write::<colortype::Gray16>(w, h, i.as_raw(), false),
-        DynamicImage::ImageRgb16(i) => write::<colortype::RGB16>(w, h, i.as_raw(), false),
-        DynamicImage::ImageRgba16(i) => write::<colortype::RGBA16>(w, h, i.as_raw(), true),
+        DynamicImage::ImageLuma16(i) => write::<colortype::Gray16>(w, h, i.as_raw(), false, icc),
+        DynamicImage::ImageRgb16(i) => write::<colortype::RGB16>(w, h, i.as_raw(), false, icc),
+        DynamicImage::ImageRgba16(i) => write::<colortype::RGBA16>(w, h, i.as_raw(), true, icc),
         i if i.color().has_alpha() => {
-            write::<colortype::RGBA16>(w, h, i.to_rgba16().as_raw(), true)
+            write::<colortype::RGBA16>(w, h, i.to_rgba16().as_raw(), true, icc)
         }
-        i => write::<colortype::RGB16>(w, h, i.to_rgb16().as_raw(), false),
+        i => write::<colortype::RGB16>(w, h, i.to_rgb16().as_raw(), false, icc),
     }
 }

@@ -3,6 +3,7 @@
 //! Unknown or unused go-iiif keys are accepted and reported once as a warning, so existing configs work unchanged.
 
 use crate::codec::{WebpQuality, WebpQualityError};
+use crate::codec::colour::{ColourMode, UnknownColourMode};
 use crate::store::location::{
     check_bucket, clean_prefix, is_environment_label, join_prefix, parse_uri,
 };
@@ -63,6 +64,8 @@ pub enum ConfigProblem {
     S3Bucket { key: &'static str },
     #[error("{key}.path: an S3 entry's path is a bucket name; give URIs as \"uri\"")]
     S3PathIsUri { key: &'static str },
+    #[error("derivatives.colour: {0}")]
+    Colour(UnknownColourMode),
     #[error(transparent)]
     Location(#[from] LocationError),
     #[error("derivatives.webp_quality: {0}")]
@@ -106,6 +109,8 @@ pub struct Config {
     pub webp_quality: Option<WebpQuality>,
     /// The Cache-Control of objects written to an object store.
     pub cache_control: Option<String>,
+    /// `derivatives.colour`: `srgb` or `keep` (`-colour`).
+    pub colour: Option<ColourMode>,
     /// Keys accepted for compatibility but not used (one warning at start).
     pub ignored_keys: Vec<String>,
 }
@@ -145,6 +150,8 @@ struct RawDerivatives {
     webp_quality: Option<Value>,
     /// iiif-process's own: the Cache-Control of objects written (`-cache-control`).
     cache_control: Option<String>,
+    /// iiif-process's own: colour management (`-colour`).
+    colour: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -326,6 +333,13 @@ impl Config {
                 Some(text.parse::<WebpQuality>().map_err(|e| invalid(e.into()))?)
             }
         };
+        let colour = match raw.derivatives.colour.as_deref() {
+            None => None,
+            Some(c) => Some(
+                c.parse::<ColourMode>()
+                    .map_err(|e| invalid(ConfigProblem::Colour(e)))?,
+            ),
+        };
         let features = raw.features.unwrap_or_default();
         Ok(Config {
             source,
@@ -339,6 +353,7 @@ impl Config {
             max_output_pixels: raw.derivatives.max_output_pixels.filter(|&n| n > 0),
             webp_quality,
             cache_control: raw.derivatives.cache_control,
+            colour,
             ignored_keys,
         })
     }

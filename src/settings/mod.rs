@@ -8,6 +8,7 @@ pub mod instructions;
 
 use crate::cli::Args;
 use crate::codec::WebpQuality;
+use crate::codec::colour::ColourMode;
 use crate::iiif::ApiVersion;
 use crate::store::{self, StoreOptions};
 use config::{Config, ConfigError};
@@ -79,6 +80,8 @@ pub struct Settings {
     pub api: ApiVersion,
     pub jpeg_quality: u8,
     pub webp_quality: WebpQuality,
+    /// Convert to sRGB or keep the source's colours and profile (`-colour`, `derivatives.colour`).
+    pub colour: ColourMode,
     /// Sources with more pixels are refused before decoding.
     pub max_pixels: u64,
     /// Derivatives (and intermediate images) with more pixels are refused before allocating.
@@ -154,6 +157,11 @@ impl Settings {
             .or(config.webp_quality)
             .unwrap_or_default();
         let cache_control = cache_control(args, &config)?;
+        let colour = match args.colour.as_deref() {
+            Some("keep") => ColourMode::Keep,
+            Some(_) => ColourMode::Srgb,
+            None => config.colour.unwrap_or_default(),
+        };
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Settings {
             max_pixels: args
@@ -172,6 +180,7 @@ impl Settings {
             api,
             jpeg_quality: args.jpeg_quality,
             webp_quality,
+            colour,
             jobs: args.jobs.map_or(cores, |j| j as usize).max(1),
             report_file: args.report.then(|| args.report_name.clone()),
             quiet: args.quiet,

@@ -6,6 +6,7 @@ pub mod claims;
 pub mod plan;
 pub mod render;
 
+use crate::codec::colour::{ColourMode, Profile, Space};
 use crate::codec::{self, CodecError, DecodeOptions};
 use crate::naming::SourceUri;
 use crate::plan::PlannedSource;
@@ -89,11 +90,27 @@ pub fn process(ctx: &Context, planned: &PlannedSource) -> Outcome {
         Err(e) => return Outcome::failed(settings, format!("{where_}: {e}")),
     };
     let fingerprint = sha1_smol::Sha1::from(&bytes).digest().to_string();
+    // The profile is read once, before planning: whether the pixels will be converted decides byte copies.
+    let icc = codec::icc_profile(&bytes, &probe, settings.max_pixels);
+    let (profile, colour_warning) = match icc.as_deref().map(Profile::parse) {
+        None => (None, None),
+        Some(Ok(p)) => (p, None),
+        Some(Err(e)) => (None, Some(e)),
+    };
+    let keep = settings.colour == ColourMode::Keep;
+    // CMYK cannot be carried into RGB derivatives: it is converted whatever the mode.
+    let cmyk = profile.as_ref().is_some_and(|p| p.space() == Space::Cmyk);
+    let on_decode = profile.as_ref().filter(|_| !keep || cmyk);
+    let colour = plan::Colour {
+        converted: on_decode.is_some(),
+        tagged: keep && icc.is_some() && !cmyk,
+    };
     let plan = SourcePlan::new(
         &probe,
         &settings.instructions,
         settings.api,
         settings.max_output_pixels,
+        colour,
         &|ins, format| uri.derivative_path(&ins.label, &ins.request, format, &fingerprint),
     );
 
@@ -105,6 +122,9 @@ pub fn process(ctx: &Context, planned: &PlannedSource) -> Outcome {
     };
     for (label, e) in &plan.failed {
         report.errors.insert(label.clone(), e.to_string());
+    }
+    if let Some(e) = &colour_warning {
+        report.warnings.push(e.to_string());
     }
     // Two sources of one run must never write the same name (naming schemes can make them meet).
     let mut todo: Vec<usize> = Vec::new();
@@ -175,11 +195,15 @@ pub fn process(ctx: &Context, planned: &PlannedSource) -> Outcome {
         max_pixels: settings.max_pixels,
         min: plan.decode_min(),
         accept_damaged: settings.accept_damaged,
+        to_srgb: on_decode,
     };
     let decoded = match codec::decode_with(&bytes, &probe, &opts) {
         Ok(d) => d,
         Err(e) => return Outcome::failed(settings, format!("{where_}: {e}")),
     };
+    if let Some(e) = &decoded.colour_warning {
+        report.warnings.push(e.to_string());
+    }
     // Possibly smaller than `plan.upright` (a reduced decode); requests were resolved against `plan.upright`.
     let upright = codec::orient(decoded.image, decoded.orientation);
     let intermediate = plan
@@ -197,7 +221,11 @@ pub fn process(ctx: &Context, planned: &PlannedSource) -> Outcome {
         intermediate,
         analysis: OnceLock::new(),
         orientation: decoded.orientation,
-        icc: decoded.icc.as_deref(),
+        icc: icc.as_deref(),
+        // Left unconverted (-colour keep): what derivatives without the profile and the services convert.
+        profile: profile
+            .as_ref()
+            .filter(|_| on_decode.is_none() && decoded.colour_warning.is_none()),
         jpeg_quality: settings.jpeg_quality,
         webp_quality: settings.webp_quality,
     };

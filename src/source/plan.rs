@@ -54,6 +54,18 @@ pub struct Derivative {
     pub copy: bool,
     /// The fraction of the full resolution it needs (output size over region size); 0 for a copy.
     pub need: f64,
+    /// It carries the source's ICC profile, its pixels in the source's colours (`-colour keep`, a format that
+    /// holds a profile); otherwise its pixels are sRGB and it is untagged.
+    pub tagged: bool,
+}
+
+/// What colour management does to a source, known from its profile before decoding.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Colour {
+    /// The decoded pixels are converted to sRGB from the source's profile: no derivative is a byte copy.
+    pub converted: bool,
+    /// Derivatives in formats that hold a profile carry the source's (`-colour keep`).
+    pub tagged: bool,
 }
 
 /// Every instruction of one source, resolved.
@@ -126,6 +138,7 @@ impl SourcePlan {
         instructions: &[Instruction],
         api: ApiVersion,
         max_output_pixels: u64,
+        colour: Colour,
         path: &dyn Fn(&Instruction, iiif::Format) -> String,
     ) -> SourcePlan {
         let stored = (probe.width, probe.height);
@@ -167,6 +180,7 @@ impl SourcePlan {
                 && !resolved.mirror
                 && matches!(resolved.quality, Quality::Default | Quality::Color)
                 && format == probe.format
+                && !colour.converted
                 && (!resolved.auto_orient || probe.orientation == Orientation::NoTransforms);
             let need = if copy { 0.0 } else { scale_need(&resolved) };
             derivatives.push(Derivative {
@@ -178,6 +192,7 @@ impl SourcePlan {
                 format,
                 copy,
                 need,
+                tagged: colour.tagged && format.holds_icc(),
             });
         }
         SourcePlan {
@@ -312,9 +327,14 @@ mod tests {
     }
 
     fn plan(p: &Probe, set: &[Instruction]) -> SourcePlan {
-        SourcePlan::new(p, set, ApiVersion::V2, 100_000_000, &|i, f| {
-            format!("{}/{}", i.label, i.request.path(f))
-        })
+        SourcePlan::new(
+            p,
+            set,
+            ApiVersion::V2,
+            100_000_000,
+            Colour::default(),
+            &|i, f| format!("{}/{}", i.label, i.request.path(f)),
+        )
     }
 
     #[test]

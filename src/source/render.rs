@@ -2,6 +2,7 @@
 //! and an encoder. Chooses what to call; the image math is the pipeline's.
 
 use super::plan::{Derivative, DerivativeError, SourcePlan};
+use crate::codec::colour::Profile;
 use crate::codec::{self, EncodeOptions, Orientation};
 use crate::pipeline;
 use image::{DynamicImage, RgbImage};
@@ -20,7 +21,11 @@ pub struct Inputs<'a> {
     /// The small copy for smart crops and services, made at most once, always from `upright`.
     pub analysis: OnceLock<Option<RgbImage>>,
     pub orientation: Orientation,
+    /// The source's ICC profile, for derivatives that carry it ([`Derivative::tagged`]).
     pub icc: Option<&'a [u8]>,
+    /// The source's profile when `upright` was left in its colours (`-colour keep`): derivatives that do not
+    /// carry it, and the analysis copy, are converted to sRGB after rendering.
+    pub profile: Option<&'a Profile>,
     pub jpeg_quality: u8,
     pub webp_quality: codec::WebpQuality,
 }
@@ -29,7 +34,18 @@ impl Inputs<'_> {
     /// The analysis copy; from the upright image, so services do not depend on which derivatives a run makes.
     pub fn analysis(&self) -> Option<&RgbImage> {
         self.analysis
-            .get_or_init(|| pipeline::analysis_copy(self.upright).ok())
+            .get_or_init(|| {
+                let small = pipeline::analysis_copy(self.upright).ok()?;
+                Some(match self.profile {
+                    Some(p) => {
+                        let mut small = DynamicImage::ImageRgb8(small);
+                        // Services and smart crops see sRGB whatever the mode; the profile was checked when read.
+                        let _ = p.to_srgb(&mut small);
+                        small.into_rgb8()
+                    }
+                    None => small,
+                })
+            })
             .as_ref()
     }
 
@@ -63,7 +79,11 @@ pub fn render(d: &Derivative, inputs: &Inputs) -> Result<Vec<u8>, DerivativeErro
     } else {
         None
     };
-    let pixels = pipeline::render(src, d.frame, &d.resolved, analysis, d.format.has_alpha())?;
+    let mut pixels = pipeline::render(src, d.frame, &d.resolved, analysis, d.format.has_alpha())?;
+    if let Some(p) = inputs.profile.filter(|_| !d.tagged) {
+        // Pixels a profile cannot describe (a grey rendering of an RGB source) stay as they are.
+        let _ = p.to_srgb(&mut pixels);
+    }
     let opts = EncodeOptions {
         jpeg_quality: inputs.jpeg_quality,
         // go-iiif's rotation -1 keeps the pixels as stored, so the JPEG keeps the tag that turns them upright.
@@ -71,7 +91,7 @@ pub fn render(d: &Derivative, inputs: &Inputs) -> Result<Vec<u8>, DerivativeErro
             && inputs.orientation != Orientation::NoTransforms
             && d.format == codec::Format::Jpeg)
             .then_some(inputs.orientation),
-        icc: inputs.icc,
+        icc: inputs.icc.filter(|_| d.tagged),
         webp_quality: inputs.webp_quality,
     };
     Ok(codec::encode(&pixels, d.format, &opts)?)

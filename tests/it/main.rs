@@ -5,6 +5,7 @@ mod common;
 
 mod azure;
 mod batch;
+mod colour;
 mod deploy;
 mod extensions;
 mod formats;
