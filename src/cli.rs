@@ -119,6 +119,10 @@ pub struct Args {
     /// alone: at most 5s), e.g. 30s
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_positive_duration)]
     pub storage_timeout: Duration,
+
+    /// Resize every derivative from the full-resolution image (slow; the reference for measuring quality)
+    #[arg(long, hide = true)]
+    pub from_full_resolution: bool,
 }
 
 impl Args {

@@ -89,13 +89,16 @@ pub fn process(ctx: &Context, planned: &PlannedSource) -> Outcome {
         Err(e) => return Outcome::failed(settings, format!("{where_}: {e}")),
     };
     let fingerprint = sha1_smol::Sha1::from(&bytes).digest().to_string();
-    let plan = SourcePlan::new(
+    let mut plan = SourcePlan::new(
         &probe,
         &settings.instructions,
         settings.api,
         settings.max_output_pixels,
         &|ins, format| uri.derivative_path(&ins.label, &ins.request, format, &fingerprint),
     );
+    if settings.from_full_resolution {
+        plan = plan.without_ladder();
+    }
 
     let mut report = SourceReport {
         origin: Some(uri.origin.clone()),
@@ -171,31 +174,24 @@ pub fn process(ctx: &Context, planned: &PlannedSource) -> Outcome {
         Ok(r) => r,
         Err(e) => return Outcome::failed(settings, format!("{where_}: {e}")),
     };
+    // Always the full frame: a DCT-reduced decode would make each derivative's pixels depend on the largest
+    // one the run makes. The ladder below it gives the small derivatives their speed.
     let opts = DecodeOptions {
         max_pixels: settings.max_pixels,
-        min: plan.decode_min(),
+        min: None,
         accept_damaged: settings.accept_damaged,
     };
     let decoded = match codec::decode_with(&bytes, &probe, &opts) {
         Ok(d) => d,
         Err(e) => return Outcome::failed(settings, format!("{where_}: {e}")),
     };
-    // Possibly smaller than `plan.upright` (a reduced decode); requests were resolved against `plan.upright`.
     let upright = codec::orient(decoded.image, decoded.orientation);
-    let intermediate = plan
-        .intermediate(&todo, (upright.width(), upright.height()))
-        .and_then(|((w, h), scale)| {
-            let full = (0.0, 0.0, upright.width() as f64, upright.height() as f64);
-            crate::pipeline::crop_resize(&upright, full, w, h)
-                .ok()
-                .map(|i| (i, scale))
-        });
     let inputs = Inputs {
         bytes: &bytes,
-        upright: &upright,
+        upright: crate::pipeline::Ladder::new(upright, plan::LADDER_DEPTH),
         stored: OnceLock::new(),
-        intermediate,
         analysis: OnceLock::new(),
+        analysis_rung: plan.analysis_rung,
         orientation: decoded.orientation,
         icc: decoded.icc.as_deref(),
         jpeg_quality: settings.jpeg_quality,

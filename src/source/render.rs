@@ -1,43 +1,48 @@
 //! One derivative's bytes, from the decoded source and its own plan: a byte copy, or pixels through the pipeline
 //! and an encoder. Chooses what to call; the image math is the pipeline's.
 
-use super::plan::{Derivative, DerivativeError, SourcePlan};
+use super::plan::{Derivative, DerivativeError, LADDER_DEPTH};
 use crate::codec::{self, EncodeOptions, Orientation};
-use crate::pipeline;
-use image::{DynamicImage, RgbImage};
+use crate::pipeline::{self, Ladder};
+use image::RgbImage;
 use std::sync::OnceLock;
 
 /// What the derivatives of one source are made from.
 pub struct Inputs<'a> {
     /// The source file, for byte copies.
     pub bytes: &'a [u8],
-    /// The decoded pixels, upright (possibly reduced by the decoder).
-    pub upright: &'a DynamicImage,
-    /// The pixels as stored, made from `upright` the first time a rotation `-1` derivative needs them.
-    pub stored: OnceLock<DynamicImage>,
-    /// The shared downscaled copy of `upright`, with its scale relative to the full upright image.
-    pub intermediate: Option<(DynamicImage, f64)>,
-    /// The small copy for smart crops and services, made at most once, always from `upright`.
+    /// The decoded pixels, upright, and their reductions.
+    pub upright: Ladder,
+    /// The pixels as stored and their reductions, made from `upright` the first time a rotation `-1` derivative
+    /// needs them.
+    pub stored: OnceLock<Ladder>,
+    /// The small copy for smart crops and services, made at most once, from `upright`'s rung `analysis_rung`.
     pub analysis: OnceLock<Option<RgbImage>>,
+    pub analysis_rung: u8,
     pub orientation: Orientation,
     pub icc: Option<&'a [u8]>,
     pub jpeg_quality: u8,
 }
 
 impl Inputs<'_> {
-    /// The analysis copy; from the upright image, so services do not depend on which derivatives a run makes.
+    /// The analysis copy; from a rung fixed by the source's size, so services do not depend on which derivatives
+    /// a run makes.
     pub fn analysis(&self) -> Option<&RgbImage> {
         self.analysis
-            .get_or_init(|| pipeline::analysis_copy(self.upright).ok())
+            .get_or_init(|| {
+                let rung = self.upright.rung(self.analysis_rung).ok()?;
+                pipeline::analysis_copy(rung).ok()
+            })
             .as_ref()
     }
 
-    fn stored(&self) -> &DynamicImage {
+    fn stored(&self) -> &Ladder {
         self.stored.get_or_init(|| {
-            codec::orient(
-                self.upright.clone(),
+            let image = codec::orient(
+                self.upright.base().clone(),
                 codec::inverse_orientation(self.orientation),
-            )
+            );
+            Ladder::new(image, LADDER_DEPTH)
         })
     }
 }
@@ -49,12 +54,9 @@ pub fn render(d: &Derivative, inputs: &Inputs) -> Result<Vec<u8>, DerivativeErro
         return Ok(inputs.bytes.to_vec());
     }
     let src = if d.from_stored {
-        inputs.stored()
+        inputs.stored().rung(d.rung)?
     } else {
-        match &inputs.intermediate {
-            Some((image, scale)) if SourcePlan::uses_intermediate(d, *scale) => image,
-            _ => inputs.upright,
-        }
+        inputs.upright.rung(d.rung)?
     };
     let smart = matches!(d.resolved.region, crate::iiif::ResolvedRegion::Smart { .. });
     let analysis = if smart && !d.from_stored {
