@@ -148,6 +148,9 @@ for w in sorted(by):
     out.append(f"| {w} | {len(vals)} | {fmt(st.median(v for v, _ in vals))} | {fmt(vals[0][0])} | {vals[0][1]} |")
 every = sorted(v for vs in by.values() for v, _ in vs)
 out.append(f"| all | {len(every)} | {fmt(st.median(every))} | {fmt(every[0])} | |")
+reduced = [v for v in every if v != float("inf")]
+if reduced:
+    out.append(f"| all but identical | {len(reduced)} | {fmt(st.median(reduced))} | {fmt(reduced[0])} | |")
 print("\n".join(out))
 PY
 }

@@ -9,7 +9,6 @@ pub mod smartcrop;
 use crate::iiif::{Quality, ResolvedRegion, ResolvedRequest};
 use fast_image_resize::{self as fr, ResizeAlg, ResizeOptions, Resizer};
 use image::{DynamicImage, RgbImage};
-use std::sync::OnceLock;
 
 /// Long side of the small copy that smart crop and the services analyse.
 pub const ANALYSIS_SIZE: u32 = 256;
@@ -44,48 +43,48 @@ pub fn crop_resize(
 }
 
 /// The fixed ladder of reductions of one image: rung 0 is the image, rung k+1 is rung k halved (each side
-/// rounded up), made the first time it is asked for. A rung's pixels depend only on the image and k,
-/// never on which other rungs a run makes, so everything made from a rung is the same whatever else is made.
+/// rounded up). A rung's pixels depend only on the image and k, never on which other rungs a run makes, so
+/// everything made from a rung is the same whatever else is made.
 pub struct Ladder {
-    base: DynamicImage,
-    rungs: Vec<OnceLock<Result<DynamicImage, String>>>,
+    rungs: Vec<DynamicImage>,
 }
 
 impl Ladder {
-    /// At most `depth` rungs below the image.
-    pub fn new(base: DynamicImage, depth: u8) -> Ladder {
-        Ladder {
-            base,
-            rungs: (0..depth).map(|_| OnceLock::new()).collect(),
+    /// The image and its rungs down to `depth`, made now, before any derivative's work begins: a rung made on
+    /// demand inside the pool could have its maker steal a task that waits for that same rung.
+    pub fn new(base: DynamicImage, depth: u8) -> Result<Ladder, PipelineError> {
+        let mut rungs = vec![base];
+        for k in 1..=depth {
+            let next = halve(&rungs[rungs.len() - 1], k == 1)?;
+            rungs.push(next);
         }
+        Ok(Ladder { rungs })
     }
 
     /// The full image, rung 0.
     pub fn base(&self) -> &DynamicImage {
-        &self.base
+        &self.rungs[0]
     }
 
-    /// Rung `k` (the deepest one there is when `k` is deeper).
-    pub fn rung(&self, k: u8) -> Result<&DynamicImage, PipelineError> {
-        let k = usize::from(k).min(self.rungs.len());
-        if k == 0 {
-            return Ok(&self.base);
-        }
-        let above = self.rung((k - 1) as u8)?;
-        self.rungs[k - 1]
-            .get_or_init(|| halve(above).map_err(|e| e.to_string()))
-            .as_ref()
-            .map_err(|e| PipelineError::Resize(e.clone()))
+    /// Rung `k` (the deepest one made when `k` is deeper).
+    pub fn rung(&self, k: u8) -> &DynamicImage {
+        &self.rungs[usize::from(k).min(self.rungs.len() - 1)]
     }
 }
 
-/// Half the size (sides rounded up), by Lanczos3. A box (the 2x2 mean, libvips' shrink) is cheaper but softens
-/// what the final pass keeps, more with each rung: 40.8 dB against Lanczos3 from the full image at three rungs
-/// down, where Lanczos3 halvings keep every downscale of the benchmark corpus above 46 dB.
-fn halve(src: &DynamicImage) -> Result<DynamicImage, PipelineError> {
+/// Half the size (sides rounded up). The first halving, of the full frame and the costliest, is the 2x2 mean
+/// (libvips' shrink); the others are Lanczos3: boxes compound into a blur the final pass cannot undo (three of
+/// them: 40.8 dB against Lanczos3 from the full image), where one box and Lanczos3 halvings keep every downscale
+/// of the benchmark corpus above 46 dB.
+fn halve(src: &DynamicImage, first: bool) -> Result<DynamicImage, PipelineError> {
     let (w, h) = (src.width(), src.height());
     let mut dst = DynamicImage::new(w.div_ceil(2), h.div_ceil(2), src.color());
-    let opts = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(fr::FilterType::Lanczos3));
+    let filter = if first {
+        fr::FilterType::Box
+    } else {
+        fr::FilterType::Lanczos3
+    };
+    let opts = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(filter));
     Resizer::new()
         .resize(src, &mut dst, &opts)
         .map_err(|e| PipelineError::Resize(e.to_string()))?;

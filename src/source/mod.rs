@@ -19,7 +19,6 @@ use plan::{DerivativeError, SourcePlan};
 use rayon::prelude::*;
 use render::Inputs;
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
 
 /// What a source shares with the others of its run.
 pub struct Context<'a> {
@@ -186,12 +185,32 @@ pub fn process(ctx: &Context, planned: &PlannedSource) -> Outcome {
         Err(e) => return Outcome::failed(settings, format!("{where_}: {e}")),
     };
     let upright = codec::orient(decoded.image, decoded.orientation);
+    let services_wanted = !settings.config.services.is_empty() && previous.is_none();
+    let (depth, stored_depth, analysis_wanted) = plan.ladder_needs(&todo, services_wanted);
+    let ladders = crate::pipeline::Ladder::new(upright, depth).and_then(|upright| {
+        let stored = stored_depth
+            .map(|depth| {
+                let image = codec::orient(
+                    upright.base().clone(),
+                    codec::inverse_orientation(decoded.orientation),
+                );
+                crate::pipeline::Ladder::new(image, depth)
+            })
+            .transpose()?;
+        Ok((upright, stored))
+    });
+    let (upright, stored) = match ladders {
+        Ok(l) => l,
+        Err(e) => return Outcome::failed(settings, format!("{where_}: {e}")),
+    };
+    let analysis = analysis_wanted
+        .then(|| crate::pipeline::analysis_copy(upright.rung(plan.analysis_rung)).ok())
+        .flatten();
     let inputs = Inputs {
         bytes: &bytes,
-        upright: crate::pipeline::Ladder::new(upright, plan::LADDER_DEPTH),
-        stored: OnceLock::new(),
-        analysis: OnceLock::new(),
-        analysis_rung: plan.analysis_rung,
+        upright,
+        stored,
+        analysis,
         orientation: decoded.orientation,
         icc: decoded.icc.as_deref(),
         jpeg_quality: settings.jpeg_quality,
@@ -212,7 +231,7 @@ pub fn process(ctx: &Context, planned: &PlannedSource) -> Outcome {
     }
     match previous {
         Some(p) if !settings.config.services.is_empty() => report.take_services(p),
-        _ => services::describe(&settings.config, inputs.analysis(), &mut report),
+        _ => services::describe(&settings.config, inputs.analysis.as_ref(), &mut report),
     }
     if let Some(key) = report_key {
         write_report(ctx.derivatives, &key, uri, &mut report);

@@ -191,7 +191,11 @@ impl SourcePlan {
                 && format == probe.format
                 && (!resolved.auto_orient || probe.orientation == Orientation::NoTransforms);
             derivatives.push(Derivative {
-                rung: if copy { 0 } else { rung_for(scale_need(&resolved)) },
+                rung: if copy {
+                    0
+                } else {
+                    rung_for(scale_need(&resolved))
+                },
                 label: ins.label.clone(),
                 path: path(ins, iiif_format(format)),
                 resolved,
@@ -220,6 +224,27 @@ impl SourcePlan {
             d.rung = 0;
         }
         self
+    }
+
+    /// What making `todo` needs: the deepest rung of the upright image, of the stored image (when a rotation `-1`
+    /// derivative is made from it), and whether the analysis copy is (for smart crops, or `services`).
+    pub fn ladder_needs(&self, todo: &[usize], services: bool) -> (u8, Option<u8>, bool) {
+        let made = || {
+            todo.iter()
+                .map(|&i| &self.derivatives[i])
+                .filter(|d| !d.copy)
+        };
+        let smart = made()
+            .any(|d| !d.from_stored && matches!(d.resolved.region, ResolvedRegion::Smart { .. }));
+        let analysis = smart || services;
+        let upright = made()
+            .filter(|d| !d.from_stored)
+            .map(|d| d.rung)
+            .chain(analysis.then_some(self.analysis_rung))
+            .max()
+            .unwrap_or(0);
+        let stored = made().filter(|d| d.from_stored).map(|d| d.rung).max();
+        (upright, stored, analysis)
     }
 
     /// The bytes one source keeps alive at most while making `todo` from `file_len` bytes: the decoded frame at
@@ -302,8 +327,8 @@ mod tests {
         assert_eq!(d[0].path, "o/full/full/-1/color.jpg");
         assert_eq!(d[1].resolved.output, (1024, 768));
         assert_eq!(d[2].format, codec::Format::Png);
-        // 1024 of 4000 px: the 2000 px rung keeps about twice that.
-        assert_eq!((d[0].rung, d[1].rung, d[2].rung), (0, 1, 0));
+        // 1024 of 4000 px: the 2000 px rung would keep less than twice that, so it is made from the full image.
+        assert_eq!((d[0].rung, d[1].rung, d[2].rung), (0, 0, 0));
     }
 
     #[test]
@@ -359,7 +384,11 @@ mod tests {
                 ResolvedRegion::Smart { crop_w, .. } => crop_w,
             } as f64;
             let shrink = rung_w * region_w / 5640.0 / d.resolved.size.0 as f64;
-            assert!((HEADROOM..2.0 * HEADROOM).contains(&shrink), "{}: {shrink}", d.label);
+            assert!(
+                (HEADROOM..2.0 * HEADROOM).contains(&shrink),
+                "{}: {shrink}",
+                d.label
+            );
         }
         // 256 px of 5640: 705 px at rung 3 is 2.75 times that.
         assert_eq!(p.analysis_rung, 3);

@@ -1,50 +1,25 @@
 //! One derivative's bytes, from the decoded source and its own plan: a byte copy, or pixels through the pipeline
 //! and an encoder. Chooses what to call; the image math is the pipeline's.
 
-use super::plan::{Derivative, DerivativeError, LADDER_DEPTH};
+use super::plan::{Derivative, DerivativeError};
 use crate::codec::{self, EncodeOptions, Orientation};
 use crate::pipeline::{self, Ladder};
 use image::RgbImage;
-use std::sync::OnceLock;
 
 /// What the derivatives of one source are made from.
 pub struct Inputs<'a> {
     /// The source file, for byte copies.
     pub bytes: &'a [u8],
-    /// The decoded pixels, upright, and their reductions.
+    /// The decoded pixels, upright, and the rungs below them that the derivatives need.
     pub upright: Ladder,
-    /// The pixels as stored and their reductions, made from `upright` the first time a rotation `-1` derivative
-    /// needs them.
-    pub stored: OnceLock<Ladder>,
-    /// The small copy for smart crops and services, made at most once, from `upright`'s rung `analysis_rung`.
-    pub analysis: OnceLock<Option<RgbImage>>,
-    pub analysis_rung: u8,
+    /// The pixels as stored and their rungs, when a rotation `-1` derivative needs them.
+    pub stored: Option<Ladder>,
+    /// The small copy for smart crops and services, from a rung fixed by the source's size, so services do not
+    /// depend on which derivatives a run makes; when they need it.
+    pub analysis: Option<RgbImage>,
     pub orientation: Orientation,
     pub icc: Option<&'a [u8]>,
     pub jpeg_quality: u8,
-}
-
-impl Inputs<'_> {
-    /// The analysis copy; from a rung fixed by the source's size, so services do not depend on which derivatives
-    /// a run makes.
-    pub fn analysis(&self) -> Option<&RgbImage> {
-        self.analysis
-            .get_or_init(|| {
-                let rung = self.upright.rung(self.analysis_rung).ok()?;
-                pipeline::analysis_copy(rung).ok()
-            })
-            .as_ref()
-    }
-
-    fn stored(&self) -> &Ladder {
-        self.stored.get_or_init(|| {
-            let image = codec::orient(
-                self.upright.base().clone(),
-                codec::inverse_orientation(self.orientation),
-            );
-            Ladder::new(image, LADDER_DEPTH)
-        })
-    }
 }
 
 /// The encoded bytes of derivative `d`.
@@ -53,14 +28,13 @@ pub fn render(d: &Derivative, inputs: &Inputs) -> Result<Vec<u8>, DerivativeErro
         // Lossless and nearly free: the stored file already is this derivative.
         return Ok(inputs.bytes.to_vec());
     }
-    let src = if d.from_stored {
-        inputs.stored().rung(d.rung)?
-    } else {
-        inputs.upright.rung(d.rung)?
+    let src = match (&inputs.stored, d.from_stored) {
+        (Some(stored), true) => stored.rung(d.rung),
+        _ => inputs.upright.rung(d.rung),
     };
     let smart = matches!(d.resolved.region, crate::iiif::ResolvedRegion::Smart { .. });
     let analysis = if smart && !d.from_stored {
-        inputs.analysis()
+        inputs.analysis.as_ref()
     } else {
         None
     };
