@@ -63,12 +63,19 @@ fn a_bottom_edge_region_matches_the_same_region_made_from_the_full_decode() {
     let got = output(&s, &r, "e");
     let want = reference("dune_1680x1050.jpg", (0, 850, 1680, 200), (420, 50));
     let db = psnr(&got, &want);
-    assert!(db >= 44.0, "bottom region: {db:.1} dB against Lanczos3 from the full decode");
+    assert!(
+        db >= 44.0,
+        "bottom region: {db:.1} dB against Lanczos3 from the full decode"
+    );
 }
 
 #[test]
 fn a_full_downscale_is_not_stretched_or_softened() {
-    for (size, out) in [("420,", (420, 263)), ("210,", (210, 131)), ("!800,600", (800, 500))] {
+    for (size, out) in [
+        ("420,", (420, 263)),
+        ("210,", (210, 131)),
+        ("!800,600", (800, 500)),
+    ] {
         let (s, r) = made(
             "dune_1680x1050.jpg",
             &format!(r#"{{"f": {{"size": "{size}", "format": "png"}}}}"#),
@@ -77,7 +84,10 @@ fn a_full_downscale_is_not_stretched_or_softened() {
         let got = output(&s, &r, "f");
         let want = reference("dune_1680x1050.jpg", (0, 0, 1680, 1050), out);
         let db = psnr(&got, &want);
-        assert!(db >= 44.0, "full/{size}: {db:.1} dB against Lanczos3 from the full decode");
+        assert!(
+            db >= 44.0,
+            "full/{size}: {db:.1} dB against Lanczos3 from the full decode"
+        );
     }
 }
 
@@ -158,6 +168,9 @@ fn a_skip_existing_rerun_remakes_a_derivative_with_the_same_bytes() {
     let out = s.run(&["-uri", file, "-skip-existing"]);
     assert_exit(&out, 0);
     for (label, before) in labels.iter().zip(&first) {
-        assert!(&bytes(&s, &r, label) == before, "{label} remade with other bytes");
+        assert!(
+            &bytes(&s, &r, label) == before,
+            "{label} remade with other bytes"
+        );
     }
 }
