@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Time iiif-process against the peers a user would reach for instead (libvips, ImageMagick; djpeg as the
 # decode-only floor), check its resizes against libvips', and time a -skip-existing rerun. See bench/README.md.
-# Usage (from anywhere): bench/run.sh
+# Usage (from anywhere): bench/run.sh [quality]
+#   quality                   only the resampling quality table (section 5b), no timings
 #   RUNS=5                    rounds; each round runs every command once, in turn, so noise hits all of them alike
 #   BENCH_CORPUS=bench-corpus corpus directory (fetched by bench/fetch-corpus.sh unless already complete)
 #   BENCH_OUT=bench-out       where results.md and times.tsv are written
@@ -12,6 +13,8 @@ export LC_ALL=C
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
+mode=${1:-all}
+[[ $mode = all || $mode = quality ]] || { echo "usage: bench/run.sh [quality]" >&2; exit 2; }
 RUNS=${RUNS:-5}
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || { echo "RUNS must be a positive integer" >&2; exit 2; }
 corpus=${BENCH_CORPUS:-$root/bench-corpus}
@@ -102,6 +105,63 @@ corpus_ours=("${ours[@]}" "${uri_args[@]}")
 corpus_vips=("$work/peer-loop.sh" "$here/peers.sh" vips-par "$corpus" "$work/peer" "${files[@]}")
 corpus_magick=("$work/peer-loop.sh" "$here/peers.sh" magick "$corpus" "$work/peer" "${files[@]}")
 
+# Resampling quality: plain full-image downscales of every corpus file, each made as usual (from its rung of the
+# reduction ladder) and again with the hidden -from-full-resolution (Lanczos3 straight from the full decode, the
+# reference), both lossless PNG, compared by PSNR. Writes "file width height dB" lines to $work/resample.
+resample_quality() {
+  local sizes=(320 480 640 800 1024 1280 1600 2048)
+  python3 - "${sizes[@]}" >"$work/resample.json" <<'PY'
+import json, sys
+print(json.dumps({f"w{w}": {"size": f"{w},", "format": "png"} for w in sys.argv[1:]}))
+PY
+  make_config "$work/config-r.json" "$work/r-ours"
+  make_config "$work/config-ref.json" "$work/r-ref"
+  rm -rf "$work/r-ours" "$work/r-ref"
+  "$bin" -config "$work/config-r.json" -instructions "$work/resample.json" -quiet "${uri_args[@]}" >"$work/r-report.json"
+  "$bin" -config "$work/config-ref.json" -instructions "$work/resample.json" -quiet -from-full-resolution \
+    "${uri_args[@]}" >/dev/null
+  : >"$work/resample"
+  for f in "${files[@]}"; do
+    read -r fw _ < <(identify -format '%w %h\n' "$corpus/$f")
+    for w in "${sizes[@]}"; do
+      ((w < fw)) || continue # downscales only
+      rel=$f/full/$w,/0/color.png
+      # compare prints the metric on stderr and exits 1 when the images differ; identical images give inf.
+      db=$(compare -metric PSNR "$work/r-ours/$rel" "$work/r-ref/$rel" null: 2>&1 >/dev/null || true)
+      printf '%s %s %s\n' "$f" "$w" "${db%% *}" >>"$work/resample"
+    done
+  done
+}
+
+# The table of resample_quality's lines: per width and overall, median and minimum PSNR.
+resample_table() {
+  python3 - "$work/resample" <<'PY'
+import statistics as st, sys
+rows = [l.split() for l in open(sys.argv[1])]
+by = {}
+for f, w, v in rows:
+    by.setdefault(int(w), []).append((float(v), f))
+fmt = lambda v: "identical" if v == float("inf") else f"{v:.1f}"
+out = ["| width | files | median dB | min dB | lowest |", "|--:|--:|--:|--:|---|"]
+for w in sorted(by):
+    vals = sorted(by[w])
+    out.append(f"| {w} | {len(vals)} | {fmt(st.median(v for v, _ in vals))} | {fmt(vals[0][0])} | {vals[0][1]} |")
+every = sorted(v for vs in by.values() for v, _ in vs)
+out.append(f"| all | {len(every)} | {fmt(st.median(every))} | {fmt(every[0])} | |")
+reduced = [v for v in every if v != float("inf")]
+if reduced:
+    out.append(f"| all but identical | {len(reduced)} | {fmt(st.median(reduced))} | {fmt(reduced[0])} | |")
+print("\n".join(out))
+PY
+}
+
+if [ "$mode" = quality ]; then
+  say "resampling quality"
+  resample_quality
+  resample_table
+  exit 0
+fi
+
 # Warm-up (untimed): sources into the page cache, each hero command once; keep ours' hero report and derivatives.
 cat "$corpus/hero.jpg" "$corpus"/photos/*.jpg >/dev/null
 timed warmup "${hero_vips[@]}"
@@ -174,6 +234,10 @@ while read -r label w h rel <&3; do
     "$(stat -c %s "$work/vips-$label-strip.jpg")" "$(stat -c %s "$work/vips-$label.jpg")" "$note" >>"$work/quality"
 done 3<"$work/labels"
 
+# 5b. Resampling quality of the reduction ladder.
+say "resampling quality"
+resample_quality
+
 # 6. Rerun of a finished corpus job. -report stores the services' results, so a finished source is skipped
 # without decoding it.
 say "rerun"
@@ -199,9 +263,10 @@ header="$(date -u '+%Y-%m-%d %H:%M UTC'), nproc $(nproc), CPU ${cpu:-unknown}; $
 mp=$(cd "$corpus" && identify -format '%w %h\n' "${files[@]}" 2>/dev/null |
   python3 -c 'import sys; print(round(sum(int(w) * int(h) for w, h in map(str.split, sys.stdin)) / 1e6, 1))')
 cp "$work/times" "$results/times.tsv"
-python3 - "$work/times" "$work/quality" "$work/rerun" "$RUNS" "${#files[@]}" "$mp" "$header" >"$results/results.md" <<'PY'
+resample_table >"$work/resample-table"
+python3 - "$work/times" "$work/quality" "$work/rerun" "$RUNS" "${#files[@]}" "$mp" "$header" "$work/resample-table" >"$results/results.md" <<'PY'
 import statistics as st, sys
-times, quality, rerun, runs, nfiles, mp, header = sys.argv[1:8]
+times, quality, rerun, runs, nfiles, mp, header, resample = sys.argv[1:9]
 rows = {}
 for line in open(times):
     key, wall, rss = line.split()
@@ -241,6 +306,10 @@ for line in open(rerun):
         first = float(wall)
     else:
         reruns.append(float(wall))
+out += ["", "## Resampling quality", "",
+        "Plain downscales (`full/W,`, lossless PNG) of every corpus file narrower than its source, PSNR against the "
+        "same derivative made with `-from-full-resolution` (Lanczos3 straight from the full decode).", ""]
+out += open(resample).read().splitlines()
 r = st.median(reruns)
 out += ["", f"Rerun of the finished corpus job with `-skip-existing` (and `-report`): median {r:.2f} s over {len(reruns)} "
         f"runs vs {first:.2f} s for its first run, {100 * r / first:.1f}% of the first run's time.", ""]

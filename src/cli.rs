@@ -135,6 +135,9 @@ pub struct Args {
     /// "public, max-age=31536000" (default: derivatives.cache_control in the config, else none)
     #[arg(long, value_name = "VALUE")]
     pub cache_control: Option<String>,
+    /// Resize every derivative from the full-resolution image (slow; the reference for measuring quality)
+    #[arg(long, hide = true)]
+    pub from_full_resolution: bool,
 }
 
 impl Args {

@@ -42,6 +42,55 @@ pub fn crop_resize(
     Ok(dst)
 }
 
+/// The fixed ladder of reductions of one image: rung 0 is the image, rung k+1 is rung k halved (each side
+/// rounded up). A rung's pixels depend only on the image and k, never on which other rungs a run makes, so
+/// everything made from a rung is the same whatever else is made.
+pub struct Ladder {
+    rungs: Vec<DynamicImage>,
+}
+
+impl Ladder {
+    /// The image and its rungs down to `depth`, made now, before any derivative's work begins: a rung made on
+    /// demand inside the pool could have its maker steal a task that waits for that same rung.
+    pub fn new(base: DynamicImage, depth: u8) -> Result<Ladder, PipelineError> {
+        let mut rungs = vec![base];
+        for k in 1..=depth {
+            let next = halve(&rungs[rungs.len() - 1], k == 1)?;
+            rungs.push(next);
+        }
+        Ok(Ladder { rungs })
+    }
+
+    /// The full image, rung 0.
+    pub fn base(&self) -> &DynamicImage {
+        &self.rungs[0]
+    }
+
+    /// Rung `k` (the deepest one made when `k` is deeper).
+    pub fn rung(&self, k: u8) -> &DynamicImage {
+        &self.rungs[usize::from(k).min(self.rungs.len() - 1)]
+    }
+}
+
+/// Half the size (sides rounded up). The first halving, of the full frame and the costliest, is the 2x2 mean
+/// (libvips' shrink); the others are Lanczos3: boxes compound into a blur the final pass cannot undo (three of
+/// them: 40.8 dB against Lanczos3 from the full image), where one box and Lanczos3 halvings keep every downscale
+/// of the benchmark corpus above 46 dB.
+fn halve(src: &DynamicImage, first: bool) -> Result<DynamicImage, PipelineError> {
+    let (w, h) = (src.width(), src.height());
+    let mut dst = DynamicImage::new(w.div_ceil(2), h.div_ceil(2), src.color());
+    let filter = if first {
+        fr::FilterType::Box
+    } else {
+        fr::FilterType::Lanczos3
+    };
+    let opts = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(filter));
+    Resizer::new()
+        .resize(src, &mut dst, &opts)
+        .map_err(|e| PipelineError::Resize(e.to_string()))?;
+    Ok(dst)
+}
+
 /// A small RGB copy (long side `ANALYSIS_SIZE` at most) for smart crop and the services.
 pub fn analysis_copy(src: &DynamicImage) -> Result<RgbImage, PipelineError> {
     let (w, h) = (src.width(), src.height());
@@ -57,8 +106,9 @@ pub fn analysis_copy(src: &DynamicImage) -> Result<RgbImage, PipelineError> {
 
 /// Render one derivative.
 ///
-/// `src` holds the pixels the request was resolved against, possibly reduced (a scaled decode): `full` is the size
-/// the request was resolved against, and regions are mapped into `src` proportionally. `analysis` is the small copy
+/// `src` holds the pixels the request was resolved against, possibly reduced (a ladder rung, which covers exactly
+/// the whole image): `full` is the size the request was resolved against, and regions are mapped into `src`
+/// proportionally. `analysis` is the small copy
 /// of `src` used for smart crops (made here when absent). `transparent` says whether the output format keeps alpha,
 /// which decides the background of arbitrary rotations.
 pub fn render(
@@ -85,11 +135,13 @@ pub fn render(
             v
         }
     };
+    // A region that ends at the right or bottom edge can map a rounding error past it; the edge is where it ends.
+    let (left, top) = (snap(x * sx), snap(y * sy));
     let crop = (
-        snap(x * sx),
-        snap(y * sy),
-        snap((cw * sx).max(1.0)),
-        snap((ch * sy).max(1.0)),
+        left,
+        top,
+        snap((cw * sx).max(1.0)).min(src.width() as f64 - left),
+        snap((ch * sy).max(1.0)).min(src.height() as f64 - top),
     );
     let (w, h) = req.size;
     let mut img = crop_resize(src, crop, w, h)?;

@@ -101,6 +101,9 @@ pub struct Settings {
     pub accept_damaged: bool,
     /// Retries and timeouts of the object stores.
     pub store_options: StoreOptions,
+    /// Every derivative resized from the full-resolution image, no reduction ladder (slow; the reference that
+    /// `bench/run.sh quality` measures the ladder against).
+    pub from_full_resolution: bool,
 }
 
 impl Settings {
@@ -189,6 +192,7 @@ impl Settings {
             skip_existing: args.skip_existing,
             dry_run: args.dry_run,
             accept_damaged: args.accept_damaged,
+            from_full_resolution: args.from_full_resolution,
             store_options: StoreOptions {
                 retry_time: args.storage_retry_time,
                 timeout: args.storage_timeout,

@@ -20,7 +20,6 @@ use plan::{DerivativeError, SourcePlan};
 use rayon::prelude::*;
 use render::Inputs;
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
 
 /// What a source shares with the others of its run.
 pub struct Context<'a> {
@@ -105,7 +104,7 @@ pub fn process(ctx: &Context, planned: &PlannedSource) -> Outcome {
         converted: on_decode.is_some(),
         tagged: keep && icc.is_some() && !cmyk,
     };
-    let plan = SourcePlan::new(
+    let mut plan = SourcePlan::new(
         &probe,
         &settings.instructions,
         settings.api,
@@ -113,6 +112,9 @@ pub fn process(ctx: &Context, planned: &PlannedSource) -> Outcome {
         colour,
         &|ins, format| uri.derivative_path(&ins.label, &ins.request, format, &fingerprint),
     );
+    if settings.from_full_resolution {
+        plan = plan.without_ladder();
+    }
 
     let mut report = SourceReport {
         origin: Some(uri.origin.clone()),
@@ -191,9 +193,11 @@ pub fn process(ctx: &Context, planned: &PlannedSource) -> Outcome {
         Ok(r) => r,
         Err(e) => return Outcome::failed(settings, format!("{where_}: {e}")),
     };
+    // Always the full frame: a DCT-reduced decode would make each derivative's pixels depend on the largest
+    // one the run makes. The ladder below it gives the small derivatives their speed.
     let opts = DecodeOptions {
         max_pixels: settings.max_pixels,
-        min: plan.decode_min(),
+        min: None,
         accept_damaged: settings.accept_damaged,
         to_srgb: on_decode,
     };
@@ -204,28 +208,49 @@ pub fn process(ctx: &Context, planned: &PlannedSource) -> Outcome {
     if let Some(e) = &decoded.colour_warning {
         report.warnings.push(e.to_string());
     }
-    // Possibly smaller than `plan.upright` (a reduced decode); requests were resolved against `plan.upright`.
     let upright = codec::orient(decoded.image, decoded.orientation);
-    let intermediate = plan
-        .intermediate(&todo, (upright.width(), upright.height()))
-        .and_then(|((w, h), scale)| {
-            let full = (0.0, 0.0, upright.width() as f64, upright.height() as f64);
-            crate::pipeline::crop_resize(&upright, full, w, h)
-                .ok()
-                .map(|i| (i, scale))
+    let services_wanted = !settings.config.services.is_empty() && previous.is_none();
+    let (depth, stored_depth, analysis_wanted) = plan.ladder_needs(&todo, services_wanted);
+    let ladders = crate::pipeline::Ladder::new(upright, depth).and_then(|upright| {
+        let stored = stored_depth
+            .map(|depth| {
+                let image = codec::orient(
+                    upright.base().clone(),
+                    codec::inverse_orientation(decoded.orientation),
+                );
+                crate::pipeline::Ladder::new(image, depth)
+            })
+            .transpose()?;
+        Ok((upright, stored))
+    });
+    let (upright, stored) = match ladders {
+        Ok(l) => l,
+        Err(e) => return Outcome::failed(settings, format!("{where_}: {e}")),
+    };
+    // Left unconverted (-colour keep): what derivatives without the profile and the services convert.
+    let kept_profile = profile
+        .as_ref()
+        .filter(|_| on_decode.is_none() && decoded.colour_warning.is_none());
+    let analysis = analysis_wanted
+        .then(|| crate::pipeline::analysis_copy(upright.rung(plan.analysis_rung)).ok())
+        .flatten()
+        .map(|small| match kept_profile {
+            Some(p) => {
+                let mut small = image::DynamicImage::ImageRgb8(small);
+                // Services and smart crops see sRGB whatever the mode; the profile was checked when read.
+                let _ = p.to_srgb(&mut small);
+                small.into_rgb8()
+            }
+            None => small,
         });
     let inputs = Inputs {
         bytes: &bytes,
-        upright: &upright,
-        stored: OnceLock::new(),
-        intermediate,
-        analysis: OnceLock::new(),
+        upright,
+        stored,
+        analysis,
         orientation: decoded.orientation,
         icc: icc.as_deref(),
-        // Left unconverted (-colour keep): what derivatives without the profile and the services convert.
-        profile: profile
-            .as_ref()
-            .filter(|_| on_decode.is_none() && decoded.colour_warning.is_none()),
+        profile: kept_profile,
         jpeg_quality: settings.jpeg_quality,
         webp_quality: settings.webp_quality,
     };
@@ -245,7 +270,7 @@ pub fn process(ctx: &Context, planned: &PlannedSource) -> Outcome {
     }
     match previous {
         Some(p) if !settings.config.services.is_empty() => report.take_services(p),
-        _ => services::describe(&settings.config, inputs.analysis(), &mut report),
+        _ => services::describe(&settings.config, inputs.analysis.as_ref(), &mut report),
     }
     if let Some(key) = report_key {
         write_report(ctx.derivatives, &key, uri, &mut report);

@@ -1,7 +1,11 @@
 //! The plan of one source: every instruction resolved once, from the header alone, into what the rest of the
 //! source's line reads and never decides again: each derivative's dimensions, path, output format, whether it is
-//! a byte copy, which pixels it is made from, and how much resolution it needs. The decode scale, the shared
-//! intermediate and the memory a source needs are methods here. Pure: no I/O, no pixels.
+//! a byte copy, how much resolution it needs and which rung of the source's reduction ladder it is made from.
+//! The memory a source needs is a method here. Pure: no I/O, no pixels.
+//!
+//! Every derivative is made from a rung of one fixed ladder: the full decode, then halvings of it
+//! ([`pipeline::Ladder`]). Its rung is a function of its own need alone, never of the other derivatives, so its
+//! pixels (and the services', made from a rung chosen the same way) do not depend on what else a run makes.
 
 use crate::codec::{self, Orientation, Probe};
 use crate::iiif::{
@@ -52,11 +56,11 @@ pub struct Derivative {
     pub path: String,
     /// The derivative is the stored file itself: its bytes are copied, no pixel is decoded for it.
     pub copy: bool,
-    /// The fraction of the full resolution it needs (output size over region size); 0 for a copy.
-    pub need: f64,
     /// It carries the source's ICC profile, its pixels in the source's colours (`-colour keep`, a format that
     /// holds a profile); otherwise its pixels are sRGB and it is untagged.
     pub tagged: bool,
+    /// The ladder rung its pixels are made from (0: the full image, k: halved k times).
+    pub rung: u8,
 }
 
 /// What colour management does to a source, known from its profile before decoding.
@@ -71,16 +75,34 @@ pub struct Colour {
 /// Every instruction of one source, resolved.
 #[derive(Debug)]
 pub struct SourcePlan {
-    pub format: codec::Format,
-    /// Stored and upright (EXIF-oriented) dimensions.
+    /// Stored dimensions.
     pub stored: (u32, u32),
-    pub upright: (u32, u32),
     pub orientation: Orientation,
     /// Bytes per decoded pixel at the source's own depth (e.g. 3 for 8-bit RGB, 8 for 16-bit RGBA).
     pub bytes_per_pixel: u64,
     pub derivatives: Vec<Derivative>,
     /// Instructions that cannot be made from this source, by label.
     pub failed: Vec<(String, DerivativeError)>,
+    /// The rung the analysis copy (services, smart crops) is made from.
+    pub analysis_rung: u8,
+}
+
+/// How many times the final Lanczos3 pass at least reduces a rung: as libvips' shrink-on-load leaves a factor
+/// of two for its final resize, so that the box-filtered rung's softness and aliasing are filtered away.
+pub const HEADROOM: f64 = 2.0;
+
+/// The deepest rung: 1/65536, below any image's need.
+pub const LADDER_DEPTH: u8 = 16;
+
+/// The rung for `need` (a fraction of the full resolution): the most halvings that leave at least [`HEADROOM`]
+/// times the resolution needed; 0 (the full image) for anything above 1/(2 x HEADROOM) and for upscales.
+pub fn rung_for(need: f64) -> u8 {
+    let mut k = 0;
+    // Powers of two are exact in f64; the tolerance keeps an exact fit (4000 -> 1000) on the smaller rung.
+    while k < LADDER_DEPTH && need * HEADROOM * f64::from(1u32 << (k + 1)) <= 1.0 + 1e-9 {
+        k += 1;
+    }
+    k
 }
 
 /// The IIIF name of a format this tool writes.
@@ -182,8 +204,12 @@ impl SourcePlan {
                 && format == probe.format
                 && !colour.converted
                 && (!resolved.auto_orient || probe.orientation == Orientation::NoTransforms);
-            let need = if copy { 0.0 } else { scale_need(&resolved) };
             derivatives.push(Derivative {
+                rung: if copy {
+                    0
+                } else {
+                    rung_for(scale_need(&resolved))
+                },
                 label: ins.label.clone(),
                 path: path(ins, iiif_format(format)),
                 resolved,
@@ -191,14 +217,13 @@ impl SourcePlan {
                 from_stored,
                 format,
                 copy,
-                need,
                 tagged: colour.tagged && format.holds_icc(),
             });
         }
+        let long = upright.0.max(upright.1).max(1) as f64;
         SourcePlan {
-            format: probe.format,
+            analysis_rung: rung_for((pipeline::ANALYSIS_SIZE as f64 / long).min(1.0)),
             stored,
-            upright,
             orientation: probe.orientation,
             bytes_per_pixel: u64::from(probe.bytes_per_pixel.max(1)),
             derivatives,
@@ -206,77 +231,48 @@ impl SourcePlan {
         }
     }
 
-    /// The least fraction of the full resolution that every derivative (and the analysis copy for services and
-    /// smart crops) needs; above 1 when something is upscaled. From every derivative, not only those still to
-    /// make, so the decode scale, and with it the services, come out the same on a rerun that makes only the
-    /// missing ones.
-    pub fn decode_need(&self) -> f64 {
-        let long = self.upright.0.max(self.upright.1).max(1) as f64;
-        let analysis = (pipeline::ANALYSIS_SIZE as f64 / long).min(1.0);
-        self.derivatives
-            .iter()
-            .filter(|d| !d.copy)
-            .map(|d| d.need)
-            .fold(analysis, f64::max)
-    }
-
-    /// The smallest stored dimensions a reduced decode may produce, or `None` for a full decode: when every
-    /// derivative needs at most half the resolution, the decoder may skip the rest.
-    pub fn decode_min(&self) -> Option<(u32, u32)> {
-        let need = self.decode_need();
-        (need <= 0.5).then(|| {
-            let at_least = |d: u32| ((d as f64 * need).ceil() as u32).clamp(1, d);
-            (at_least(self.stored.0), at_least(self.stored.1))
-        })
-    }
-
-    /// The shared intermediate worth making for the derivatives `todo` (indices into `derivatives`): when at least
-    /// two upright derivatives need at most half the resolution, one resize to the largest of them serves them
-    /// all; Lanczos from at least the target size keeps their quality. `decoded` is the upright size actually
-    /// decoded. Returns the intermediate's size and its scale relative to the full upright image.
-    pub fn intermediate(&self, todo: &[usize], decoded: (u32, u32)) -> Option<((u32, u32), f64)> {
-        let needs: Vec<f64> = todo
-            .iter()
-            .map(|&i| &self.derivatives[i])
-            .filter(|d| !d.from_stored && !d.copy && d.need <= 0.5)
-            .map(|d| d.need)
-            .collect();
-        let scale = needs.iter().cloned().fold(0.0, f64::max);
-        if needs.len() < 2 || scale <= 0.0 {
-            return None;
+    /// Make everything from the full image: the ladder off (the reference the ladder's quality is measured
+    /// against).
+    pub fn without_ladder(mut self) -> SourcePlan {
+        self.analysis_rung = 0;
+        for d in &mut self.derivatives {
+            d.rung = 0;
         }
-        let (w, h) = (
-            ((self.upright.0 as f64 * scale).round() as u32).max(1),
-            ((self.upright.1 as f64 * scale).round() as u32).max(1),
-        );
-        if w as u64 * 4 > decoded.0 as u64 * 3 {
-            return None; // a reduced decode is already close to that size
-        }
-        Some(((w, h), scale))
+        self
     }
 
-    /// Whether derivative `d` is made from the intermediate of `scale`.
-    pub fn uses_intermediate(d: &Derivative, scale: f64) -> bool {
-        !d.from_stored && !d.copy && d.need <= scale * (1.0 + 1e-9)
+    /// What making `todo` needs: the deepest rung of the upright image, of the stored image (when a rotation `-1`
+    /// derivative is made from it), and whether the analysis copy is (for smart crops, or `services`).
+    pub fn ladder_needs(&self, todo: &[usize], services: bool) -> (u8, Option<u8>, bool) {
+        let made = || {
+            todo.iter()
+                .map(|&i| &self.derivatives[i])
+                .filter(|d| !d.copy)
+        };
+        let smart = made()
+            .any(|d| !d.from_stored && matches!(d.resolved.region, ResolvedRegion::Smart { .. }));
+        let analysis = smart || services;
+        let upright = made()
+            .filter(|d| !d.from_stored)
+            .map(|d| d.rung)
+            .chain(analysis.then_some(self.analysis_rung))
+            .max()
+            .unwrap_or(0);
+        let stored = made().filter(|d| d.from_stored).map(|d| d.rung).max();
+        (upright, stored, analysis)
     }
 
-    /// The bytes one source keeps alive at most while making `todo` from `file_len` bytes: the decoded frame (at
-    /// the reduced scale when one applies) at the source's depth and again at 8 bits, its upright and stored
-    /// copies, the intermediate, and for every derivative its scaled, rotated and encoded images.
+    /// The bytes one source keeps alive at most while making `todo` from `file_len` bytes: the decoded frame at
+    /// the source's depth and again at 8 bits, its upright and stored copies, the ladders below them, and for
+    /// every derivative its scaled, rotated and encoded images.
     pub fn memory_need(&self, todo: &[usize], file_len: u64) -> u64 {
         let pixels = |(w, h): (u32, u32)| w as u64 * h as u64;
-        let decoded = match self.decode_min() {
-            // A reduced (DCT-scaled) JPEG decode is at least the minimum and at most twice it per side; other
-            // formats decode at full size.
-            Some(min) if self.format == codec::Format::Jpeg => {
-                pixels(min).saturating_mul(4).min(pixels(self.stored))
-            }
-            _ => pixels(self.stored),
-        };
+        let decoded = pixels(self.stored);
         let any_stored = todo.iter().any(|&i| self.derivatives[i].from_stored);
         // The frame at its own depth; an 8-bit copy when that depth is more (16-bit or float); an upright copy
-        // when the EXIF orientation turns it; the stored copy for rotation -1; the intermediate (at most a
-        // quarter of the frame at 4 bytes a pixel).
+        // when the EXIF orientation turns it; the stored copy for rotation -1; the ladder's rungs (a third of
+        // the frame in all, at most 4 bytes a pixel: 2 bytes a frame pixel, rounded up), and another for the
+        // stored copy's.
         let depth = self.bytes_per_pixel;
         let eight_bit = match depth {
             1 | 3 | 4 => 0,
@@ -288,8 +284,8 @@ impl SourcePlan {
         } else {
             4
         };
-        let stored = if any_stored { 4 } else { 0 };
-        let frames = decoded.saturating_mul(depth + eight_bit + upright + stored + 1);
+        let stored = if any_stored { 4 + 2 } else { 0 };
+        let frames = decoded.saturating_mul(depth + eight_bit + upright + stored + 2);
         let outputs: u64 = todo
             .iter()
             .map(|&i| &self.derivatives[i])
@@ -351,7 +347,8 @@ mod tests {
         assert_eq!(d[0].path, "o/full/full/-1/color.jpg");
         assert_eq!(d[1].resolved.output, (1024, 768));
         assert_eq!(d[2].format, codec::Format::Png);
-        assert!((d[1].need - 0.256).abs() < 1e-9);
+        // 1024 of 4000 px: the 2000 px rung would keep less than twice that, so it is made from the full image.
+        assert_eq!((d[0].rung, d[1].rung, d[2].rung), (0, 0, 0));
     }
 
     #[test]
@@ -361,7 +358,6 @@ mod tests {
             ins("u", "full", "full", "0", ""),
         ];
         let p = plan(&probe(400, 300, Orientation::Rotate90), &set);
-        assert_eq!(p.upright, (300, 400));
         let (o, u) = (&p.derivatives[0], &p.derivatives[1]);
         assert!(o.from_stored && o.copy && o.frame == (400, 300));
         assert!(!u.from_stored && !u.copy && u.resolved.output == (300, 400));
@@ -388,38 +384,40 @@ mod tests {
     }
 
     #[test]
-    fn decode_scale_and_intermediate_follow_the_needs() {
+    fn each_derivative_takes_its_rung_from_its_own_need() {
+        // The SFO sizes on the 5640x3172 benchmark photo: each rung keeps at least twice the output's width.
         let set = [
-            ins("a", "full", "!1000,1000", "0", "jpg"),
-            ins("b", "full", "!500,500", "0", "jpg"),
-            ins("c", "full", "!250,250", "0", "jpg"),
+            ins("k", "full", "!2048,1536", "0", "jpg"),
+            ins("b", "full", "!1024,768", "0", "jpg"),
+            ins("z", "full", "!640,480", "0", "jpg"),
+            ins("n", "full", "!320,240", "0", "jpg"),
+            ins("s", "-1,-1,320,320", "full", "0", "jpg"),
+            ins("up", "full", "pct:150", "0", "jpg"),
         ];
-        let p = plan(&probe(4000, 3000, Orientation::NoTransforms), &set);
-        assert!((p.decode_need() - 0.25).abs() < 1e-9);
-        assert_eq!(p.decode_min(), Some((1000, 750)));
-        // Decoded at 1/2 (2000x1500): one intermediate at 1/4 serves all three.
-        let (size, scale) = p.intermediate(&[0, 1, 2], (2000, 1500)).unwrap();
-        assert_eq!(size, (1000, 750));
-        assert!(p
-            .derivatives
-            .iter()
-            .all(|d| SourcePlan::uses_intermediate(d, scale)));
-        // Decoded at 1/4 already: no intermediate.
-        assert_eq!(p.intermediate(&[0, 1, 2], (1000, 750)), None);
-        assert_eq!(p.intermediate(&[2], (2000, 1500)), None);
-    }
-
-    #[test]
-    fn only_a_jpeg_is_counted_at_its_reduced_scale() {
-        let set = [ins("a", "full", "!100,100", "0", "jpg")];
-        let jpeg = probe(4000, 3000, Orientation::NoTransforms);
-        let png = Probe {
-            format: codec::Format::Png,
-            ..jpeg.clone()
-        };
-        let (j, p) = (plan(&jpeg, &set), plan(&png, &set));
-        assert!(j.memory_need(&[0], 0) < 12_000_000);
-        assert!(p.memory_need(&[0], 0) >= 12_000_000 * 4);
+        let p = plan(&probe(5640, 3172, Orientation::NoTransforms), &set);
+        let rungs: Vec<u8> = p.derivatives.iter().map(|d| d.rung).collect();
+        assert_eq!(rungs, [0, 1, 2, 3, 2, 0]);
+        for d in &p.derivatives[..5] {
+            let rung_w = 5640f64 / f64::from(1u32 << d.rung);
+            let region_w = match d.resolved.region {
+                ResolvedRegion::Rect(r) => r.w,
+                ResolvedRegion::Smart { crop_w, .. } => crop_w,
+            } as f64;
+            let shrink = rung_w * region_w / 5640.0 / d.resolved.size.0 as f64;
+            assert!(
+                (HEADROOM..2.0 * HEADROOM).contains(&shrink),
+                "{}: {shrink}",
+                d.label
+            );
+        }
+        // 256 px of 5640: 705 px at rung 3 is 2.75 times that.
+        assert_eq!(p.analysis_rung, 3);
+        // The same derivative alone gets the same rung.
+        let alone = plan(&probe(5640, 3172, Orientation::NoTransforms), &set[2..3]);
+        assert_eq!(alone.derivatives[0].rung, 2);
+        assert_eq!(rung_for(0.25), 1);
+        assert_eq!(rung_for(0.2501), 0);
+        assert_eq!(rung_for(1e-9), LADDER_DEPTH);
     }
 
     #[test]

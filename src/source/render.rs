@@ -1,25 +1,23 @@
 //! One derivative's bytes, from the decoded source and its own plan: a byte copy, or pixels through the pipeline
 //! and an encoder. Chooses what to call; the image math is the pipeline's.
 
-use super::plan::{Derivative, DerivativeError, SourcePlan};
+use super::plan::{Derivative, DerivativeError};
 use crate::codec::colour::Profile;
 use crate::codec::{self, EncodeOptions, Orientation};
-use crate::pipeline;
-use image::{DynamicImage, RgbImage};
-use std::sync::OnceLock;
+use crate::pipeline::{self, Ladder};
+use image::RgbImage;
 
 /// What the derivatives of one source are made from.
 pub struct Inputs<'a> {
     /// The source file, for byte copies.
     pub bytes: &'a [u8],
-    /// The decoded pixels, upright (possibly reduced by the decoder).
-    pub upright: &'a DynamicImage,
-    /// The pixels as stored, made from `upright` the first time a rotation `-1` derivative needs them.
-    pub stored: OnceLock<DynamicImage>,
-    /// The shared downscaled copy of `upright`, with its scale relative to the full upright image.
-    pub intermediate: Option<(DynamicImage, f64)>,
-    /// The small copy for smart crops and services, made at most once, always from `upright`.
-    pub analysis: OnceLock<Option<RgbImage>>,
+    /// The decoded pixels, upright, and the rungs below them that the derivatives need.
+    pub upright: Ladder,
+    /// The pixels as stored and their rungs, when a rotation `-1` derivative needs them.
+    pub stored: Option<Ladder>,
+    /// The small copy for smart crops and services, from a rung fixed by the source's size, so services do not
+    /// depend on which derivatives a run makes; when they need it.
+    pub analysis: Option<RgbImage>,
     pub orientation: Orientation,
     /// The source's ICC profile, for derivatives that carry it ([`Derivative::tagged`]).
     pub icc: Option<&'a [u8]>,
@@ -30,52 +28,19 @@ pub struct Inputs<'a> {
     pub webp_quality: codec::WebpQuality,
 }
 
-impl Inputs<'_> {
-    /// The analysis copy; from the upright image, so services do not depend on which derivatives a run makes.
-    pub fn analysis(&self) -> Option<&RgbImage> {
-        self.analysis
-            .get_or_init(|| {
-                let small = pipeline::analysis_copy(self.upright).ok()?;
-                Some(match self.profile {
-                    Some(p) => {
-                        let mut small = DynamicImage::ImageRgb8(small);
-                        // Services and smart crops see sRGB whatever the mode; the profile was checked when read.
-                        let _ = p.to_srgb(&mut small);
-                        small.into_rgb8()
-                    }
-                    None => small,
-                })
-            })
-            .as_ref()
-    }
-
-    fn stored(&self) -> &DynamicImage {
-        self.stored.get_or_init(|| {
-            codec::orient(
-                self.upright.clone(),
-                codec::inverse_orientation(self.orientation),
-            )
-        })
-    }
-}
-
 /// The encoded bytes of derivative `d`.
 pub fn render(d: &Derivative, inputs: &Inputs) -> Result<Vec<u8>, DerivativeError> {
     if d.copy {
         // Lossless and nearly free: the stored file already is this derivative.
         return Ok(inputs.bytes.to_vec());
     }
-    let src = if d.from_stored {
-        inputs.stored()
-    } else {
-        match &inputs.intermediate {
-            Some((image, scale)) if SourcePlan::uses_intermediate(d, *scale) => image,
-            _ => inputs.upright,
-        }
+    let src = match (&inputs.stored, d.from_stored) {
+        (Some(stored), true) => stored.rung(d.rung),
+        _ => inputs.upright.rung(d.rung),
     };
     let smart = matches!(d.resolved.region, crate::iiif::ResolvedRegion::Smart { .. });
     let analysis = if smart && !d.from_stored {
-        inputs.analysis()
+        inputs.analysis.as_ref()
     } else {
         None
     };

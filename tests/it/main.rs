@@ -16,5 +16,6 @@ mod messages;
 mod naming;
 mod process;
 mod reliability;
+mod resample;
 mod s3;
 mod scale;
