@@ -146,8 +146,9 @@ fn every_profile_is_converted_to_srgb_in_every_format_and_left_untagged() {
         files.push((t, colour_fixture(&format!("truth/{s}.png"))));
     }
     let setup = Setup::new(CONFIG, &every_format(), &files);
-    // JPEG at quality 95: at 85 the pure-Rust build's codecs add 1 dB of their own to the comparison.
-    let mut args: Vec<&str> = vec!["-jpeg-quality", "95"];
+    // JPEG at quality 95: at 85 the pure-Rust build's codecs add 1 dB of their own to the comparison. WebP
+    // lossless: its lossy default's own loss is tested with the formats.
+    let mut args: Vec<&str> = vec!["-jpeg-quality", "95", "-webp-quality", "lossless"];
     for (s, _) in &files {
         args.extend(["-uri", s]);
     }
@@ -190,7 +191,14 @@ fn keep_embeds_the_source_profile_and_leaves_the_pixels_but_gif_is_converted() {
     let mut files: Vec<(&str, _)> = sources.iter().map(|s| (*s, colour_fixture(s))).collect();
     files.push(("truth.png", colour_fixture("truth/cmyk_swop.jpg.png")));
     let setup = Setup::new(CONFIG, &every_format(), &files);
-    let mut args = vec!["-colour", "keep", "-jpeg-quality", "100"];
+    let mut args = vec![
+        "-colour",
+        "keep",
+        "-jpeg-quality",
+        "100",
+        "-webp-quality",
+        "lossless",
+    ];
     for (s, _) in &files {
         args.extend(["-uri", s]);
     }
@@ -274,7 +282,7 @@ fn a_broken_profile_is_a_warning_and_the_pixels_are_taken_as_srgb() {
         &every_format(),
         &[("broken.jpg", colour_fixture("broken_profile.jpg"))],
     );
-    let out = setup.run(&["-uri", "broken.jpg"]);
+    let out = setup.run(&["-uri", "broken.jpg", "-webp-quality", "lossless"]);
     common::assert_exit(&out, 0);
     let report = common::stdout_json(&out);
     let entry = &report["broken.jpg"];
