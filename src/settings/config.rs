@@ -2,8 +2,8 @@
 //!
 //! Unknown or unused go-iiif keys are accepted and reported once as a warning, so existing configs work unchanged.
 
-use crate::codec::{WebpQuality, WebpQualityError};
 use crate::codec::colour::{ColourMode, UnknownColourMode};
+use crate::codec::{WebpQuality, WebpQualityError};
 use crate::store::location::{
     check_bucket, clean_prefix, is_environment_label, join_prefix, parse_uri,
 };

@@ -7,8 +7,8 @@ pub mod features;
 pub mod instructions;
 
 use crate::cli::Args;
-use crate::codec::WebpQuality;
 use crate::codec::colour::ColourMode;
+use crate::codec::WebpQuality;
 use crate::iiif::ApiVersion;
 use crate::store::{self, StoreOptions};
 use config::{Config, ConfigError};
