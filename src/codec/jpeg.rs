@@ -1,15 +1,12 @@
 //! The one JPEG interface. Two implementations of the same pair of functions, chosen here once by feature:
-//! `jpeg_turbo` (libjpeg-turbo, the default) and `jpeg_rust` (zune-jpeg, jpeg-decoder for DCT-scaled decodes,
-//! jpeg-encoder). Each backend provides
+//! `jpeg_turbo` (libjpeg-turbo, the default) and `jpeg_rust` (zune-jpeg, jpeg-encoder). Each backend provides
 //!
-//! - `decode(bytes, header, denom, accept_damaged) -> Result<DynamicImage, CodecError>`: the pixels at 1/`denom`
-//!   of the frame (Rgb8, or Luma8 for grey; CMYK as stored, four samples in an Rgba8 buffer, or already Rgb8
+//! - `decode(bytes, header, accept_damaged) -> Result<DynamicImage, CodecError>`: the full frame's pixels (Rgb8, or Luma8 for grey; CMYK as stored, four samples in an Rgba8 buffer, or already Rgb8
 //!   where the backend can only give RGB), a decoder's warning about corrupt data being
 //!   [`CodecError::Damaged`] unless `accept_damaged`;
 //! - `encode(image, quality) -> Result<Vec<u8>, CodecError>`: Rgb8 or Luma8 pixels, no metadata.
 //!
-//! What both share is here or in `metadata`: the header (read once, by `probe`), the truncation check, the DCT
-//! scale choice, pixel conversions before encoding, EXIF and ICC segments.
+//! What both share is here or in `metadata`: the header (read once, by `probe`), the truncation check, pixel conversions before encoding, EXIF and ICC segments.
 
 #[cfg(not(feature = "turbojpeg"))]
 use super::jpeg_rust as backend;
@@ -21,13 +18,12 @@ use super::metadata::{self, JpegHeader};
 use super::{CodecError, Orientation};
 use image::{DynamicImage, RgbImage};
 
-/// Decode at the smallest DCT scale (1/8, 1/4, 1/2 or 1) that still has at least `min` pixels per side (stored
-/// orientation), full size for `None`. CMYK comes out as RGB: through `cmyk_profile` when given, else by the
+/// Decode the full frame (never DCT-reduced: each derivative's pixels must not depend on the run's largest
+/// derivative). CMYK comes out as RGB: through `cmyk_profile` when given, else by the
 /// naive formula; a profile that cannot be applied is returned beside the pixels.
 pub fn decode(
     bytes: &[u8],
     header: &JpegHeader,
-    min: Option<(u32, u32)>,
     accept_damaged: bool,
     cmyk_profile: Option<&Profile>,
 ) -> Result<(DynamicImage, Option<ColourError>), CodecError> {
@@ -37,7 +33,7 @@ pub fn decode(
             message: "truncated: the file ends before the image data does".into(),
         });
     }
-    let image = backend::decode(bytes, header, dct_denominator(header, min), accept_damaged)?;
+    let image = backend::decode(bytes, header, accept_damaged)?;
     Ok(match image {
         DynamicImage::ImageRgba8(stored) if header.components == 4 => {
             cmyk_to_rgb(stored, header.adobe, cmyk_profile)
@@ -78,18 +74,6 @@ fn cmyk_to_rgb(
         image::Rgb([ink(c) as u8, ink(m) as u8, ink(ye) as u8])
     });
     (DynamicImage::ImageRgb8(naive), warning)
-}
-
-/// The largest DCT reduction whose result still covers `min`. A scaled side is ceil(side / denom), in
-/// libjpeg and jpeg-decoder alike.
-fn dct_denominator(header: &JpegHeader, min: Option<(u32, u32)>) -> u32 {
-    let Some((min_w, min_h)) = min else {
-        return 1;
-    };
-    [8u32, 4, 2]
-        .into_iter()
-        .find(|d| header.width.div_ceil(*d) >= min_w && header.height.div_ceil(*d) >= min_h)
-        .unwrap_or(1)
 }
 
 /// The error for data a decoder found corrupt.
@@ -213,30 +197,4 @@ fn zune_is_ycck(bytes: &[u8]) -> bool {
     let mut d = zune_jpeg::JpegDecoder::new(zune_core::bytestream::ZCursor::new(bytes));
     d.decode_headers().is_ok()
         && d.input_colorspace() == Some(zune_core::colorspace::ColorSpace::YCCK)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dct_scale_is_the_largest_reduction_that_covers_the_minimum() {
-        let header = JpegHeader {
-            width: 640,
-            height: 480,
-            components: 3,
-            orientation: Orientation::NoTransforms,
-            icc: None,
-            adobe: false,
-        };
-        for (min, want) in [
-            (None, 1),
-            (Some((320, 240)), 2),
-            (Some((321, 10)), 1),
-            (Some((100, 100)), 4),
-            (Some((1, 1)), 8),
-        ] {
-            assert_eq!(dct_denominator(&header, min), want, "{min:?}");
-        }
-    }
 }

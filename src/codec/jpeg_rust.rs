@@ -1,46 +1,18 @@
-//! The `jpeg` interface in pure Rust (`--no-default-features --features pure-rust`): zune-jpeg at full size,
-//! jpeg-decoder for DCT-scaled decodes, jpeg-encoder.
+//! The `jpeg` interface in pure Rust (`--no-default-features --features pure-rust`): zune-jpeg, jpeg-encoder.
 
 use super::jpeg;
 use super::metadata::JpegHeader;
 use super::CodecError;
 use image::DynamicImage;
 
-/// Decode at 1/`denom` of the frame. jpeg-decoder scales only grey and YCbCr/RGB frames; anything else, and any
-/// file it refuses, is decoded by zune-jpeg at full size (strict unless damage is accepted, so a damaged file
-/// fails here as it does with libjpeg-turbo).
+/// Decode the full frame with zune-jpeg, strict unless damage is accepted (so a damaged file fails here as it
+/// does with libjpeg-turbo).
 pub fn decode(
     bytes: &[u8],
     header: &JpegHeader,
-    denom: u32,
     accept_damaged: bool,
 ) -> Result<DynamicImage, CodecError> {
-    if denom > 1 && matches!(header.components, 1 | 3) {
-        if let Some(image) = decode_scaled(bytes, header, denom) {
-            return Ok(image);
-        }
-    }
     jpeg::decode_zune(bytes, header, !accept_damaged)
-}
-
-/// `None` when jpeg-decoder cannot give the pixels at this scale.
-fn decode_scaled(bytes: &[u8], header: &JpegHeader, denom: u32) -> Option<DynamicImage> {
-    let mut d = jpeg_decoder::Decoder::new(bytes);
-    // jpeg-decoder picks the smallest scale covering either side; asking for exactly 1/denom of both gives it.
-    let side = |v: u32| u16::try_from(v.div_ceil(denom)).ok();
-    let (w, h) = d.scale(side(header.width)?, side(header.height)?).ok()?;
-    let (w, h) = (u32::from(w), u32::from(h));
-    let format = d.info()?.pixel_format;
-    let data = d.decode().ok()?;
-    match format {
-        jpeg_decoder::PixelFormat::L8 => {
-            image::GrayImage::from_raw(w, h, data).map(DynamicImage::ImageLuma8)
-        }
-        jpeg_decoder::PixelFormat::RGB24 => {
-            image::RgbImage::from_raw(w, h, data).map(DynamicImage::ImageRgb8)
-        }
-        _ => None,
-    }
 }
 
 /// Encode Rgb8 or Luma8 at `quality` (1 to 100).

@@ -6,7 +6,7 @@ use super::jpeg::{self, damaged};
 use super::metadata::JpegHeader;
 use super::CodecError;
 use image::{DynamicImage, GrayImage, RgbImage, RgbaImage};
-use turbojpeg::{Compressor, Decompressor, Image, PixelFormat, ScalingFactor, Subsamp};
+use turbojpeg::{Compressor, Decompressor, Image, PixelFormat, Subsamp};
 
 /// Progressive JPEGs from real encoders have at most a few dozen scans; thousands of tiny scans are a
 /// known way to make a small file cost minutes of CPU. Refuse beyond this.
@@ -26,16 +26,15 @@ fn is_corrupt_data(e: &turbojpeg::Error) -> bool {
     message.contains("Corrupt JPEG data") || message.contains("Premature end of JPEG file")
 }
 
-/// Decode at 1/`denom` of the frame. A file libjpeg-turbo refuses for another reason than damage goes to
+/// Decode the full frame. A file libjpeg-turbo refuses for another reason than damage goes to
 /// zune-jpeg, which reads some files libjpeg does not; damaged data accepted by the caller is decoded by
 /// zune-jpeg too, leniently, at full size.
 pub fn decode(
     bytes: &[u8],
     header: &JpegHeader,
-    denom: u32,
     accept_damaged: bool,
 ) -> Result<DynamicImage, CodecError> {
-    match decode_turbo(bytes, header, denom) {
+    match decode_turbo(bytes, header) {
         Ok(image) => Ok(image),
         Err(Refused::Fatal(e)) => Err(e),
         Err(Refused::Turbo(e)) if is_corrupt_data(&e) && !accept_damaged => Err(damaged(e)),
@@ -49,20 +48,15 @@ enum Refused {
     Turbo(turbojpeg::Error),
 }
 
-fn decode_turbo(bytes: &[u8], header: &JpegHeader, denom: u32) -> Result<DynamicImage, Refused> {
+fn decode_turbo(bytes: &[u8], header: &JpegHeader) -> Result<DynamicImage, Refused> {
     let mut dec = Decompressor::new().map_err(Refused::Turbo)?;
-    let factor = ScalingFactor::new(1, denom as usize);
-    dec.set_scaling_factor(factor).map_err(Refused::Turbo)?;
     dec.set_scan_limit(MAX_SCANS).map_err(Refused::Turbo)?;
     let format = match header.components {
         1 => PixelFormat::GRAY,
         4 => PixelFormat::CMYK,
         _ => PixelFormat::RGB,
     };
-    let (width, height) = (
-        header.width.div_ceil(denom) as usize,
-        header.height.div_ceil(denom) as usize,
-    );
+    let (width, height) = (header.width as usize, header.height as usize);
     // Sizes come from the header (at most 65535 a side, under the pixel limit): checked arithmetic and a
     // fallible reservation, so that a failure is an error for this source and not an abort.
     let len = width
@@ -148,20 +142,10 @@ mod tests {
     }
 
     #[test]
-    fn scaled_decodes_have_the_asked_scale() {
-        let jpeg = encode(&gradient(640, 480), 90).unwrap();
-        let header = jpeg_header(&jpeg).unwrap();
-        for (denom, want) in [(1, (640, 480)), (2, (320, 240)), (8, (80, 60))] {
-            let img = decode(&jpeg, &header, denom, false).unwrap();
-            assert_eq!((img.width(), img.height()), want, "1/{denom}");
-        }
-    }
-
-    #[test]
     fn grey_stays_grey() {
         let grey = DynamicImage::ImageLuma8(GrayImage::from_pixel(16, 8, image::Luma([90])));
         let jpeg = encode(&grey, 85).unwrap();
-        let img = decode(&jpeg, &jpeg_header(&jpeg).unwrap(), 1, false).unwrap();
+        let img = decode(&jpeg, &jpeg_header(&jpeg).unwrap(), false).unwrap();
         assert!(matches!(img, DynamicImage::ImageLuma8(_)));
     }
 
@@ -169,7 +153,7 @@ mod tests {
     fn garbage_is_an_error() {
         let jpeg = encode(&gradient(64, 64), 90).unwrap();
         let header = jpeg_header(&jpeg).unwrap();
-        assert!(decode(b"\xFF\xD8\xFF\xE0nonsense", &header, 1, false).is_err());
-        assert!(decode(&jpeg[..jpeg.len() / 2], &header, 1, false).is_err());
+        assert!(decode(b"\xFF\xD8\xFF\xE0nonsense", &header, false).is_err());
+        assert!(decode(&jpeg[..jpeg.len() / 2], &header, false).is_err());
     }
 }

@@ -110,9 +110,6 @@ pub struct Decoded {
 pub struct DecodeOptions<'a> {
     /// Refuse images with more pixels, before any pixel buffer is allocated.
     pub max_pixels: u64,
-    /// Decode at a reduced scale when the format allows it and the result still has at least this many pixels
-    /// per side (stored orientation); `None` for full size.
-    pub min: Option<(u32, u32)>,
     /// Accept damaged data (a decoder's warning about corrupt entropy-coded data) instead of failing.
     pub accept_damaged: bool,
     /// Convert the pixels from this profile (the source's own) to sRGB right after decoding, at the decoded
@@ -219,7 +216,7 @@ pub fn decode_with(
             }
         };
         let cmyk = opts.to_srgb.filter(|p| p.space() == colour::Space::Cmyk);
-        jpeg::decode(bytes, header, opts.min, opts.accept_damaged, cmyk)?
+        jpeg::decode(bytes, header, opts.accept_damaged, cmyk)?
     } else {
         (raster::decode(bytes, probe.format, opts.max_pixels)?, None)
     };

@@ -197,7 +197,6 @@ pub fn process(ctx: &Context, planned: &PlannedSource) -> Outcome {
     // one the run makes. The ladder below it gives the small derivatives their speed.
     let opts = DecodeOptions {
         max_pixels: settings.max_pixels,
-        min: None,
         accept_damaged: settings.accept_damaged,
         to_srgb: on_decode,
     };
