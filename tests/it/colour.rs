@@ -128,9 +128,10 @@ fn assert_matches(out: &RgbImage, want: &RgbImage, format: &str, what: &str) {
     }
 }
 
-const SOURCES: [&str; 6] = [
+const SOURCES: [&str; 7] = [
     "adobergb.jpg",
     "adobergb.png",
+    "displayp3.jpg",
     "prophoto16.png",
     "prophoto16.tif",
     "gray.jpg",
