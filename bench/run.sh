@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Time iiif-process against the peers a user would reach for instead (libvips, ImageMagick; djpeg as the
 # decode-only floor), check its resizes against libvips', and time a -skip-existing rerun. See bench/README.md.
-# Usage (from anywhere): bench/run.sh [quality]
+# Usage (from anywhere): bench/run.sh [quality|scaling]
 #   quality                   only the resampling quality table (section 5b), no timings
+#   scaling                   only the scaling table: the corpus on 1, 2, 4, ... cores (taskset), iiif-process and
+#                             libvips (pyvips, bench/vips_corpus.py), wall s, CPU-s and peak RSS per core count
+#   SCALING_CORES="1 2 16"    core counts for scaling (default: 1, 2, 4, ... up to nproc, and nproc)
 #   RUNS=5                    rounds; each round runs every command once, in turn, so noise hits all of them alike
 #   BENCH_CORPUS=bench-corpus corpus directory (fetched by bench/fetch-corpus.sh unless already complete)
 #   BENCH_OUT=bench-out       where results.md and times.tsv are written
@@ -14,7 +17,7 @@ export LC_ALL=C
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
 mode=${1:-all}
-[[ $mode = all || $mode = quality ]] || { echo "usage: bench/run.sh [quality]" >&2; exit 2; }
+[[ $mode = all || $mode = quality || $mode = scaling ]] || { echo "usage: bench/run.sh [quality|scaling]" >&2; exit 2; }
 RUNS=${RUNS:-5}
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || { echo "RUNS must be a positive integer" >&2; exit 2; }
 corpus=${BENCH_CORPUS:-$root/bench-corpus}
@@ -159,6 +162,74 @@ if [ "$mode" = quality ]; then
   say "resampling quality"
   resample_quality
   resample_table
+  exit 0
+fi
+
+# Scaling: the whole corpus, all nine derivatives and the services, restricted to the first N cores with taskset
+# (both tools size their thread pools from the cores they may use), best of RUNS rounds per count. libvips runs
+# as bench/vips_corpus.py: one process, a thread pool over every (file, derivative) pair, shrink-on-load.
+scaling() {
+  local pyvips_venv=${XDG_CACHE_HOME:-$HOME/.cache}/iiif-process/pyvips-3.2.0
+  if ! "$pyvips_venv/bin/python" -c 'import pyvips' 2>/dev/null; then
+    rm -rf "$pyvips_venv"
+    python3 -m venv "$pyvips_venv"
+    "$pyvips_venv/bin/pip" install -q pyvips==3.2.0
+  fi
+  local n=$(nproc) counts=() c=1
+  if [ -n "${SCALING_CORES:-}" ]; then
+    read -r -a counts <<<"$SCALING_CORES"
+  else
+    while ((c < n)); do counts+=("$c"); c=$((c * 2)); done
+    counts+=("$n")
+  fi
+  : >"$work/scaling"
+  for c in "${counts[@]}"; do
+    ((c >= 1 && c <= n)) || { say "SCALING_CORES: $c is not between 1 and $n"; exit 2; }
+    local cpus=0-$((c - 1))
+    for ((r = 1; r <= RUNS; r++)); do
+      for tool in iiif-process libvips; do
+        rm -rf "$work/ours" "$work/peer"
+        mkdir -p "$work/ours" "$work/peer"
+        if [ $tool = iiif-process ]; then
+          cmd=(taskset -c "$cpus" "${corpus_ours[@]}")
+        else
+          cmd=(env VIPS_CONCURRENCY=1 taskset -c "$cpus" "$pyvips_venv/bin/python" "$here/vips_corpus.py"
+            "$corpus" "$work/peer" "${files[@]}")
+        fi
+        /usr/bin/time -f '%e %U %S %M' -o "$work/t" "${cmd[@]}" >/dev/null 2>"$work/err" ||
+          { say "scaling $tool on $c cores failed:"; cat "$work/err" >&2; exit 1; }
+        printf '%s %s %s\n' "$c" "$tool" "$(tail -n 1 "$work/t")" >>"$work/scaling"
+      done
+    done
+  done
+  python3 - "$work/scaling" "${#files[@]}" <<'PY'
+import sys
+best = {}
+for line in open(sys.argv[1]):
+    c, tool, wall, user, sys_, rss = line.split()
+    key = (int(c), tool)
+    row = (float(wall), float(user) + float(sys_), int(rss) / 1024)
+    if key not in best or row[0] < best[key][0]:
+        best[key] = row
+files = int(sys.argv[2])
+counts = sorted({c for c, _ in best})
+base = {t: best[(counts[0], t)] for t in ("iiif-process", "libvips")}
+print(f"Corpus ({files} files, 9 derivatives each; best of the rounds). Speed-up against {counts[0]} core(s); "
+      "CPU-s per file is user + system time over the file count.")
+print()
+print("| cores | iiif-process s | speed-up | CPU-s | CPU-s per file | peak RSS MiB | libvips s | speed-up | CPU-s "
+      "| peak RSS MiB | iiif-process / libvips |")
+print("|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+for c in counts:
+    o, v = best[(c, "iiif-process")], best[(c, "libvips")]
+    print(f"| {c} | {o[0]:.2f} | {base['iiif-process'][0] / o[0]:.1f}x | {o[1]:.1f} | {o[1] / files:.2f} | "
+          f"{o[2]:.0f} | {v[0]:.2f} | {base['libvips'][0] / v[0]:.1f}x | {v[1]:.1f} | {v[2]:.0f} | "
+          f"{o[0] / v[0]:.2f} |")
+PY
+}
+if [ "$mode" = scaling ]; then
+  say "scaling"
+  scaling | tee "$results/scaling.md"
   exit 0
 fi
 
