@@ -284,17 +284,11 @@ fn serve(dir: &Path) -> emulator::Emulator {
     emulator::start(&emulator::Spec {
         program: "python3",
         args: &move |port| {
-            [
-                "-m",
-                "http.server",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--directory",
-                &dir,
-            ]
-            .map(String::from)
-            .to_vec()
+            let mut args: Vec<String> = ["-m", "http.server", "--bind", "127.0.0.1", "--directory"]
+                .map(String::from)
+                .to_vec();
+            args.extend([dir.clone(), port.to_string()]);
+            args
         },
         env: &[],
         install: "python3",
@@ -397,11 +391,9 @@ fn openseadragon_shows_every_tile_zoomed_in() {
     std::fs::write(s.path("drive.js"), DRIVER).unwrap();
     let out = Command::new("node")
         .arg(s.path("drive.js"))
-        .args([
-            &format!("{base}/viewer.html"),
-            &chromium.to_string_lossy(),
-            &shot.to_string_lossy(),
-        ])
+        .arg(format!("{base}/viewer.html"))
+        .arg(&chromium)
+        .arg(&shot)
         .env("NODE_PATH", &node_path)
         .output()
         .expect("cannot run node");
