@@ -327,7 +327,7 @@ fn the_iiif_validator_passes_every_level_0_test_for_3_0_and_2_0() {
             .arg(&validate)
             .args([
                 "--server",
-                &format!("127.0.0.1:{}", server.port),
+                format!("127.0.0.1:{}", server.port).as_str(),
                 "--identifier",
                 identifier,
                 "--version",
