@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Time iiif-process against the peers a user would reach for instead (libvips, ImageMagick; djpeg as the
 # decode-only floor), check its resizes against libvips', and time a -skip-existing rerun. See bench/README.md.
-# Usage (from anywhere): bench/run.sh [quality|scaling]
+# Usage (from anywhere): bench/run.sh [quality|scaling|tiles]
 #   quality                   only the resampling quality table (section 5b), no timings
 #   scaling                   only the scaling table: the corpus on 1, 2, 4, ... cores (taskset), iiif-process and
 #                             libvips (pyvips, bench/vips_corpus.py), wall s, CPU-s and peak RSS per core count
 #   SCALING_CORES="1 2 16"    core counts for scaling (default: 1, 2, 4, ... up to nproc, and nproc)
+#   tiles                     only zoomable images: the hero's IIIF tiles vs `vips dzsave --layout iiif3` (tiles.md)
 #   RUNS=5                    rounds; each round runs every command once, in turn, so noise hits all of them alike
 #   BENCH_CORPUS=bench-corpus corpus directory (fetched by bench/fetch-corpus.sh unless already complete)
 #   BENCH_OUT=bench-out       where results.md and times.tsv are written
@@ -17,7 +18,8 @@ export LC_ALL=C
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
 mode=${1:-all}
-[[ $mode = all || $mode = quality || $mode = scaling ]] || { echo "usage: bench/run.sh [quality|scaling]" >&2; exit 2; }
+[[ $mode = all || $mode = quality || $mode = scaling || $mode = tiles ]] ||
+  { echo "usage: bench/run.sh [quality|scaling|tiles]" >&2; exit 2; }
 RUNS=${RUNS:-5}
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || { echo "RUNS must be a positive integer" >&2; exit 2; }
 corpus=${BENCH_CORPUS:-$root/bench-corpus}
@@ -157,6 +159,50 @@ if reduced:
 print("\n".join(out))
 PY
 }
+
+# Zoomable images of the hero: a IIIF 3.0 Level 0 tile set (512 px tiles, JPEG quality 85) by iiif-process alone,
+# with the 9-derivative set in the same run (one decode), and by libvips' dzsave with the same tile size and quality.
+if [ "$mode" = tiles ]; then
+  echo '{}' >"$work/none.json"
+  tiles_ours=("$bin" -config "$work/config.json" -instructions "$work/none.json" -quiet -tiles -uri hero.jpg)
+  tiles_both=("${ours[@]}" -tiles -uri hero.jpg)
+  tiles_vips=(vips dzsave "$corpus/hero.jpg" "$work/peer/hero" --layout iiif3 --tile-size 512 --overlap 0
+    --suffix '.jpg[Q=85]')
+  cat "$corpus/hero.jpg" >/dev/null
+  count() { find "$1" -name '*.jpg' | wc -l; }
+  timed warmup "${tiles_vips[@]}"
+  files_vips=$(count "$work/peer")
+  timed warmup "${tiles_ours[@]}"
+  files_ours=$(count "$work/ours")
+  rm -f "$work/times"
+  say "timing: $RUNS rounds of 3 commands"
+  for ((r = 1; r <= RUNS; r++)); do
+    say "round $r/$RUNS"
+    timed hero-tiles/iiif-process "${tiles_ours[@]}"
+    timed hero-tiles/vips-dzsave "${tiles_vips[@]}"
+    timed hero-tiles+9-derivatives/iiif-process "${tiles_both[@]}"
+  done
+  python3 - "$work/times" "$RUNS" "$files_ours" "$files_vips" >"$results/tiles.md" <<'PY'
+import statistics as st, sys
+times, runs, files_ours, files_vips = sys.argv[1:5]
+rows = {}
+for line in open(times):
+    key, wall, rss = line.split()
+    rows.setdefault(key, []).append((float(wall), int(rss)))
+med = {k: st.median(w for w, _ in v) for k, v in rows.items()}
+vips = med["hero-tiles/vips-dzsave"]
+print(f"Median of {runs} rounds. hero: one 17.9 MP JPEG; 512 px tiles, JPEG quality 85; iiif-process writes "
+      f"{files_ours} JPEGs (tiles, sizes, full/max), vips dzsave --layout iiif3 {files_vips}.
+")
+print("| job | tool | median wall s | vs vips dzsave | peak RSS MiB |")
+print("|---|---|--:|--:|--:|")
+for key, v in rows.items():
+    job, tool = key.split("/")
+    print(f"| {job} | {tool} | {med[key]:.2f} | {med[key] / vips:.2f} | {st.median(r for _, r in v) / 1024:.0f} |")
+PY
+  cat "$results/tiles.md"
+  exit 0
+fi
 
 if [ "$mode" = quality ]; then
   say "resampling quality"

@@ -135,6 +135,30 @@ pub struct Args {
     /// "public, max-age=31536000" (default: derivatives.cache_control in the config, else none)
     #[arg(long, value_name = "VALUE")]
     pub cache_control: Option<String>,
+    /// Also make a IIIF Level 0 image service per source, from the same decode: tiles, sizes, full/max and
+    /// info.json at their canonical paths in the source's directory of derivatives (or derivatives.tiles.enable)
+    #[arg(long)]
+    pub tiles: bool,
+
+    /// Image API of the -tiles service: 3, 2 (2.1) or both (3.0 at the root, 2.1 in v2/); default 3, or
+    /// derivatives.tiles.api
+    #[arg(long, value_name = "3|2|both")]
+    pub tiles_api: Option<String>,
+
+    /// Tile width and height in pixels, 64-4096 (default 512, or derivatives.tiles.tile_size)
+    #[arg(long, value_name = "N")]
+    pub tile_size: Option<u64>,
+
+    /// URL at which the derivatives root is served: info.json ids are this and the service's path (default:
+    /// the path alone, relative; or derivatives.tiles.base_url)
+    #[arg(long, value_name = "URL")]
+    pub tiles_base_url: Option<String>,
+
+    /// Also write each derivative at its canonical IIIF path in the source's image service (default.jpg, w,h
+    /// sizes), so the -tiles service answers it (or derivatives.tiles.canonical)
+    #[arg(long)]
+    pub canonical: bool,
+
     /// Resize every derivative from the full-resolution image (slow; the reference for measuring quality)
     #[arg(long, hide = true)]
     pub from_full_resolution: bool,

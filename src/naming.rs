@@ -284,6 +284,20 @@ impl SourceUri {
         }
     }
 
+    /// The directory of the source's IIIF image service (tiles, info.json, canonical copies), relative to the
+    /// derivatives root: the derivatives' own directory; for rewrite://, `<target>.iiif` (the target is a file);
+    /// for idsecret, `<tree>/<id>_<secret_o>`, the original's secret, since tiles rebuild the original.
+    pub fn service_key(&self, fingerprint: &str) -> String {
+        match &self.scheme {
+            Scheme::Plain => self.origin.clone(),
+            Scheme::File { target } => target.clone(),
+            Scheme::Rewrite { target } => format!("{target}.iiif"),
+            Scheme::IdSecret { id, .. } => {
+                format!("{}/{id}_{}", self.tree(), self.secrets(fingerprint).1)
+            }
+        }
+    }
+
     /// For rewrite://, the one path every derivative would be written at.
     pub fn fixed_target(&self) -> Option<&str> {
         match &self.scheme {
@@ -318,6 +332,20 @@ mod tests {
         assert_eq!(f.origin, "source/IMG_0084.JPG");
         assert_eq!(f.derivative_path("k", &r, Format::Jpg, FP), want);
         assert!(!f.is_plain());
+    }
+
+    #[test]
+    fn the_image_service_lives_beside_the_derivatives() {
+        assert_eq!(uri("a/b.jpg").service_key(FP), "a/b.jpg");
+        assert_eq!(uri("file:///a/b.jpg?target=c/d").service_key(FP), "c/d");
+        assert_eq!(
+            uri("rewrite:///a/b.jpg?target=c/d.jpg").service_key(FP),
+            "c/d.jpg.iiif"
+        );
+        assert_eq!(
+            uri("idsecret:///a/b.jpg?id=1234&secret=s&secret_o=o").service_key(FP),
+            "123/4/1234_o"
+        );
     }
 
     #[test]

@@ -40,6 +40,9 @@ pub struct SourceReport {
     /// each; absent when none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// The info.json of each IIIF image service made (`-tiles`), relative to the derivatives root.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tiles: Vec<String>,
     /// A file found by listing a directory or bucket that is not an image: why it was not processed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,

@@ -3,6 +3,7 @@
 //! Each parameter parses with `FromStr`, prints a canonical form with `Display` (which parses back to the same
 //! value), and resolves against image dimensions with a pure function. Nothing here does I/O or touches pixels.
 
+pub mod canonical;
 pub mod format;
 mod parse;
 pub mod quality;

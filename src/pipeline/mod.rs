@@ -66,6 +66,11 @@ impl Ladder {
         &self.rungs[0]
     }
 
+    /// The image and its rungs, full resolution first, to be used up one by one.
+    pub fn into_rungs(self) -> Vec<DynamicImage> {
+        self.rungs
+    }
+
     /// Rung `k` (the deepest one made when `k` is deeper).
     pub fn rung(&self, k: u8) -> &DynamicImage {
         &self.rungs[usize::from(k).min(self.rungs.len() - 1)]
@@ -76,7 +81,7 @@ impl Ladder {
 /// (libvips' shrink); the others are Lanczos3: boxes compound into a blur the final pass cannot undo (three of
 /// them: 40.8 dB against Lanczos3 from the full image), where one box and Lanczos3 halvings keep every downscale
 /// of the benchmark corpus above 46 dB.
-fn halve(src: &DynamicImage, first: bool) -> Result<DynamicImage, PipelineError> {
+pub(crate) fn halve(src: &DynamicImage, first: bool) -> Result<DynamicImage, PipelineError> {
     let (w, h) = (src.width(), src.height());
     let mut dst = DynamicImage::new(w.div_ceil(2), h.div_ceil(2), src.color());
     let filter = if first {

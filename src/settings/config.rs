@@ -111,8 +111,21 @@ pub struct Config {
     pub cache_control: Option<String>,
     /// `derivatives.colour`: `srgb` or `keep` (`-colour`).
     pub colour: Option<ColourMode>,
+    /// `derivatives.tiles`: iiif-process's own, the IIIF Level 0 service (`-tiles` and its flags win).
+    pub tiles: TilesConfig,
     /// Keys accepted for compatibility but not used (one warning at start).
     pub ignored_keys: Vec<String>,
+}
+
+/// `derivatives.tiles`, as written; checked with the flags in [`crate::settings`].
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TilesConfig {
+    pub enable: Option<bool>,
+    pub canonical: Option<bool>,
+    pub api: Option<String>,
+    pub tile_size: Option<u64>,
+    pub base_url: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -152,6 +165,8 @@ struct RawDerivatives {
     cache_control: Option<String>,
     /// iiif-process's own: colour management (`-colour`).
     colour: Option<String>,
+    /// iiif-process's own: the IIIF Level 0 service (`-tiles`).
+    tiles: Option<TilesConfig>,
 }
 
 #[derive(Deserialize, Default)]
@@ -354,6 +369,7 @@ impl Config {
             webp_quality,
             cache_control: raw.derivatives.cache_control,
             colour,
+            tiles: raw.derivatives.tiles.unwrap_or_default(),
             ignored_keys,
         })
     }

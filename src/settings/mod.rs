@@ -46,6 +46,8 @@ pub enum SettingsError {
     },
     #[error("-report-name {0:?} must be a plain file name")]
     ReportName(String),
+    #[error(transparent)]
+    Tiles(#[from] crate::tiles::OptionError),
     #[error("{field} {value:?}: a Cache-Control value is printable ASCII, 1 to {MAX_CACHE_CONTROL} characters")]
     CacheControl { field: &'static str, value: String },
 }
@@ -101,6 +103,8 @@ pub struct Settings {
     pub accept_damaged: bool,
     /// Retries and timeouts of the object stores.
     pub store_options: StoreOptions,
+    /// The IIIF Level 0 service and canonical copies (`-tiles`, `-canonical`, `derivatives.tiles`).
+    pub tiles: crate::tiles::Options,
     /// Every derivative resized from the full-resolution image, no reduction ladder (slow; the reference that
     /// `bench/run.sh quality` measures the ladder against).
     pub from_full_resolution: bool,
@@ -165,6 +169,23 @@ impl Settings {
             Some(_) => ColourMode::Srgb,
             None => config.colour.unwrap_or_default(),
         };
+        let tc = &config.tiles;
+        let tiles = crate::tiles::Options::new(
+            args.tiles || tc.enable == Some(true),
+            args.canonical || tc.canonical == Some(true),
+            match &args.tiles_api {
+                Some(v) => ("-tiles-api", Some(v.as_str())),
+                None => ("derivatives.tiles.api", tc.api.as_deref()),
+            },
+            match args.tile_size {
+                Some(v) => ("-tile-size", Some(v)),
+                None => ("derivatives.tiles.tile_size", tc.tile_size),
+            },
+            match &args.tiles_base_url {
+                Some(v) => ("-tiles-base-url", Some(v.clone())),
+                None => ("derivatives.tiles.base_url", tc.base_url.clone()),
+            },
+        )?;
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Settings {
             max_pixels: args
@@ -193,6 +214,7 @@ impl Settings {
             dry_run: args.dry_run,
             accept_damaged: args.accept_damaged,
             from_full_resolution: args.from_full_resolution,
+            tiles,
             store_options: StoreOptions {
                 retry_time: args.storage_retry_time,
                 timeout: args.storage_timeout,

@@ -15,6 +15,7 @@ use crate::run::Budget;
 use crate::services;
 use crate::settings::Settings;
 use crate::store::Store;
+use crate::tiles::{self, Service, TileSet};
 use claims::Claims;
 use plan::{DerivativeError, SourcePlan};
 use rayon::prelude::*;
@@ -50,6 +51,9 @@ impl Outcome {
         let mut report = SourceReport::default();
         for ins in &settings.instructions {
             report.errors.insert(ins.label.clone(), msg.clone());
+        }
+        if settings.tiles.enabled {
+            report.errors.insert("tiles".into(), msg.clone());
         }
         Outcome {
             report,
@@ -128,7 +132,55 @@ pub fn process(ctx: &Context, planned: &PlannedSource) -> Outcome {
     if let Some(e) = &colour_warning {
         report.warnings.push(e.to_string());
     }
+    // The IIIF image service: tiles and info.json, and the derivatives' canonical copies, in one directory.
+    let options = &settings.tiles;
+    let services = if options.enabled || options.canonical {
+        options.services(&uri.service_key(&fingerprint))
+    } else {
+        Vec::new()
+    };
+    let upright_dims = codec::oriented_dims(probe.width, probe.height, probe.orientation);
+    let mut canonical: Vec<Vec<String>> = plan
+        .derivatives
+        .iter()
+        .map(|d| match options.canonical && !d.from_stored {
+            true => {
+                tiles::canonical_keys(&d.resolved, d.frame, plan::iiif_format(d.format), &services)
+            }
+            false => Vec::new(),
+        })
+        .collect();
+    let mut tile_set = options.enabled.then(|| {
+        TileSet::new(
+            upright_dims.0,
+            upright_dims.1,
+            options.tile_size,
+            services.clone(),
+        )
+    });
     // Two sources of one run must never write the same name (naming schemes can make them meet).
+    // A canonical name that is also a go-iiif name (quality `color`, size `max`) is the same image: written once.
+    let mut seen: std::collections::HashSet<String> =
+        plan.derivatives.iter().map(|d| d.path.clone()).collect();
+    for keys in &mut canonical {
+        keys.retain(|k| seen.insert(k.clone()) && ctx.claims.claim(k, &uri.given).is_ok());
+    }
+    if let Some(set) = &tile_set {
+        for s in &set.services {
+            if let Err(claims::Owner(other)) = ctx.claims.claim(&s.info_key(), &uri.given) {
+                let msg = format!(
+                    "{} is also written for {other:?} in this run; not overwritten",
+                    s.info_key()
+                );
+                report.errors.insert("tiles".into(), msg);
+                tile_set = None;
+                break;
+            }
+        }
+    }
+    if let Some(set) = &tile_set {
+        report.tiles = set.services.iter().map(Service::info_key).collect();
+    }
     let mut todo: Vec<usize> = Vec::new();
     for (i, d) in plan.derivatives.iter().enumerate() {
         match ctx.claims.claim(&d.path, &uri.given) {
@@ -167,19 +219,27 @@ pub fn process(ctx: &Context, planned: &PlannedSource) -> Outcome {
     }
 
     let mut previous: Option<SourceReport> = None;
+    let exists = |key: &str| ctx.derivatives.exists(key).unwrap_or(false);
+    let mut tiles_todo = tile_set.is_some();
     if settings.skip_existing {
         todo.retain(|&i| {
-            !ctx.derivatives
-                .exists(&plan.derivatives[i].path)
-                .unwrap_or(false)
+            !exists(&plan.derivatives[i].path) || !canonical[i].iter().all(|k| exists(k))
         });
+        // info.json is written last: when it is there, so is the whole set.
+        tiles_todo = tile_set
+            .as_ref()
+            .is_some_and(|set| !set.services.iter().all(|s| exists(&s.info_key())));
         previous = report_key
             .as_ref()
             .and_then(|k| ctx.derivatives.read(k).ok())
             .and_then(|b| serde_json::from_slice::<BTreeMap<String, SourceReport>>(&b).ok())
             .and_then(|mut m| m.remove(&uri.given));
         let services_known = settings.config.services.is_empty() || previous.is_some();
-        if todo.is_empty() && services_known && (report_key.is_none() || previous.is_some()) {
+        if todo.is_empty()
+            && !tiles_todo
+            && services_known
+            && (report_key.is_none() || previous.is_some())
+        {
             if let Some(p) = previous {
                 report.take_services(p);
             }
@@ -188,7 +248,13 @@ pub fn process(ctx: &Context, planned: &PlannedSource) -> Outcome {
     }
 
     // Reserve the memory this source needs before a pixel is decoded; wait while other sources use it.
-    let need = plan.memory_need(&todo, bytes.len() as u64);
+    let tiles_need = tile_set
+        .as_ref()
+        .filter(|_| tiles_todo)
+        .map_or(0, |set| set.memory_need(rayon::current_num_threads()));
+    let need = plan
+        .memory_need(&todo, bytes.len() as u64)
+        .saturating_add(tiles_need);
     let _reservation = match ctx.budget.reserve(need) {
         Ok(r) => r,
         Err(e) => return Outcome::failed(settings, format!("{where_}: {e}")),
@@ -257,19 +323,65 @@ pub fn process(ctx: &Context, planned: &PlannedSource) -> Outcome {
         .par_iter()
         .filter_map(|&i| {
             let d = &plan.derivatives[i];
-            let made = render::render(d, &inputs)
-                .and_then(|b| ctx.derivatives.write(&d.path, &b).map_err(Into::into));
+            let made = render::render(d, &inputs).and_then(|b| {
+                for key in std::iter::once(&d.path).chain(&canonical[i]) {
+                    ctx.derivatives.write(key, &b)?;
+                }
+                Ok(())
+            });
             made.err().map(|e| (d.label.clone(), e))
         })
+        .collect();
+    let failed: std::collections::HashSet<&str> =
+        failures.iter().map(|(l, _)| l.as_str()).collect();
+    let made = |i: &usize| !failed.contains(plan.derivatives[*i].label.as_str());
+    // The canonical copies that exist now: the tile set does not write them again, and full-image JPEG ones
+    // are listed in its sizes.
+    let copies: std::collections::HashSet<String> = (0..plan.derivatives.len())
+        .filter(made)
+        .flat_map(|i| canonical[i].iter().cloned())
+        .collect();
+    let listed: Vec<(u32, u32)> = (0..plan.derivatives.len())
+        .filter(|i| made(i) && !canonical[*i].is_empty())
+        .map(|i| &plan.derivatives[i])
+        .filter(|d| {
+            tiles::is_listed_size(&d.resolved, d.frame, plan::iiif_format(d.format), &services)
+        })
+        .map(|d| d.resolved.output)
         .collect();
     for (label, e) in failures {
         report.uris.remove(&label);
         report.dimensions.remove(&label);
         report.errors.insert(label, e.to_string());
     }
+    let Inputs {
+        upright,
+        stored,
+        analysis,
+        ..
+    } = inputs;
+    drop(stored);
     match previous {
         Some(p) if !settings.config.services.is_empty() => report.take_services(p),
-        _ => services::describe(&settings.config, inputs.analysis.as_ref(), &mut report),
+        _ => services::describe(&settings.config, analysis.as_ref(), &mut report),
+    }
+    if let Some(set) = tile_set.filter(|_| tiles_todo) {
+        let opts = codec::EncodeOptions {
+            jpeg_quality: settings.jpeg_quality,
+            exif_orientation: None,
+            icc: icc.as_deref().filter(|_| colour.tagged),
+            webp_quality: settings.webp_quality,
+        };
+        if let Err(e) = set.make(
+            upright.into_rungs(),
+            ctx.derivatives,
+            &opts,
+            &copies,
+            &listed,
+        ) {
+            report.tiles.clear();
+            report.errors.insert("tiles".into(), e.to_string());
+        }
     }
     if let Some(key) = report_key {
         write_report(ctx.derivatives, &key, uri, &mut report);
