@@ -46,7 +46,11 @@ impl Header {
     /// file's tile buffer becomes the image's, it is not copied) and the interleaved 8- or 16-bit copy made
     /// from them before they are freed.
     pub fn bytes_per_pixel(&self) -> u8 {
-        let sample = if self.depths.iter().any(|&d| d > 8) { 2 } else { 1 };
+        let sample = if self.depths.iter().any(|&d| d > 8) {
+            2
+        } else {
+            1
+        };
         (self.depths.len() * (4 + sample)) as u8
     }
 }
@@ -63,7 +67,10 @@ pub fn header(bytes: &[u8], max_pixels: u64, icc_cap: usize) -> Result<Header, C
         .get(4..)
         .filter(|_| codestream.starts_with(J2K_START))
         .ok_or_else(|| error("the codestream does not begin with SOC and SIZ markers"))?;
-    let u16_at = |at: usize| siz.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+    let u16_at = |at: usize| {
+        siz.get(at..at + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+    };
     let u32_at = |at: usize| {
         siz.get(at..at + 4)
             .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
@@ -183,8 +190,7 @@ pub fn decode(bytes: &[u8], header: &Header, strict: bool) -> Result<DynamicImag
     })?;
     let comps = image.components();
     let (w, h) = (header.width, header.height);
-    if comps.len() != header.depths.len()
-        || comps.iter().any(|c| (c.width(), c.height()) != (w, h))
+    if comps.len() != header.depths.len() || comps.iter().any(|c| (c.width(), c.height()) != (w, h))
     {
         return Err(error(format!(
             "OpenJPEG decoded {} components of other sizes than the header's {w}x{h}",
@@ -351,7 +357,10 @@ mod tests {
     fn header_reads_size_depths_and_the_first_colr_profile() {
         let cs = codestream(300, 200, &[(7, 1, 1), (7, 1, 1), (15, 1, 1)]);
         let h = header(&cs, 1 << 30, 1 << 20).unwrap();
-        assert_eq!((h.width, h.height, h.depths.clone()), (300, 200, vec![8, 8, 16]));
+        assert_eq!(
+            (h.width, h.height, h.depths.clone()),
+            (300, 200, vec![8, 8, 16])
+        );
         assert_eq!(h.icc, None);
 
         let colr = |method: u8, body: &[u8]| {

@@ -300,7 +300,11 @@ pub fn icc_profile(bytes: &[u8], probe: &Probe, max_pixels: u64) -> Option<Vec<u
         None if probe.format == Format::Jpeg => metadata::jpeg_header(bytes).ok()?.icc,
         None if probe.format == Format::Jp2 => match &probe.header.jp2 {
             Some(h) => h.icc.clone(),
-            None => jp2::header(bytes, max_pixels, metadata::MAX_PNG_ICC).ok()?.icc,
+            None => {
+                jp2::header(bytes, max_pixels, metadata::MAX_PNG_ICC)
+                    .ok()?
+                    .icc
+            }
         },
         None => raster::icc(bytes, probe.format, max_pixels),
     }

@@ -55,7 +55,8 @@ fn open(bytes: &[u8], max_pixels: u64) -> Result<Option<Opened<'_>>, CodecError>
     // The whole image is one buffer of at most the pixel limit's worth of samples.
     let limits = {
         let mut l = Limits::default();
-        l.decoding_buffer_size = usize::try_from(max_pixels.saturating_mul(4)).unwrap_or(usize::MAX);
+        l.decoding_buffer_size =
+            usize::try_from(max_pixels.saturating_mul(4)).unwrap_or(usize::MAX);
         l
     };
     let mut decoder = decoder.with_limits(limits);
