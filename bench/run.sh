@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Time iiif-process against the peers a user would reach for instead (libvips, ImageMagick; djpeg as the
 # decode-only floor), check its resizes against libvips', and time a -skip-existing rerun. See bench/README.md.
-# Usage (from anywhere): bench/run.sh [quality|scaling|tiles]
+# Usage (from anywhere): bench/run.sh [quality|scaling|tiles|jp2]
 #   quality                   only the resampling quality table (section 5b), no timings
 #   scaling                   only the scaling table: the corpus on 1, 2, 4, ... cores (taskset), iiif-process and
 #                             libvips (pyvips, bench/vips_corpus.py), wall s, CPU-s and peak RSS per core count
 #   SCALING_CORES="1 2 16"    core counts for scaling (default: 1, 2, 4, ... up to nproc, and nproc)
 #   tiles                     only zoomable images: the hero's IIIF tiles vs `vips dzsave --layout iiif3` (tiles.md)
+#   jp2                       only the JPEG 2000 master: a 100 MP JP2 made from the hero, the nine derivatives by
+#                             iiif-process and by vips-par, time and peak RSS (section 3b)
 #   RUNS=5                    rounds; each round runs every command once, in turn, so noise hits all of them alike
 #   BENCH_CORPUS=bench-corpus corpus directory (fetched by bench/fetch-corpus.sh unless already complete)
 #   BENCH_OUT=bench-out       where results.md and times.tsv are written
@@ -18,8 +20,8 @@ export LC_ALL=C
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
 mode=${1:-all}
-[[ $mode = all || $mode = quality || $mode = scaling || $mode = tiles ]] ||
-  { echo "usage: bench/run.sh [quality|scaling|tiles]" >&2; exit 2; }
+[[ $mode = all || $mode = quality || $mode = scaling || $mode = tiles || $mode = jp2 ]] ||
+  { echo "usage: bench/run.sh [quality|scaling|tiles|jp2]" >&2; exit 2; }
 RUNS=${RUNS:-5}
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || { echo "RUNS must be a positive integer" >&2; exit 2; }
 corpus=${BENCH_CORPUS:-$root/bench-corpus}
@@ -101,6 +103,54 @@ timed() {
   fi
   printf '%s %s\n' "$key" "$(tail -n 1 "$work/t")" >>"$work/times"
 }
+
+# 3b. A JPEG 2000 master: the hero scaled to just under 100 MP (13330x7497; the default -max-output-pixels is
+# 100 MP, and the full-size `o` must fit) and saved by libvips as a tiled (1024x1024), lossy (Q 45, libvips'
+# default) JP2, the kind an image server keeps. Both tools make the nine derivatives from it; vips' thumbnail
+# loads a lower resolution level of the JP2 where it can (its shrink-on-load), iiif-process always the full one.
+if [ "$mode" = jp2 ]; then
+  master=$corpus/hero-100mp.jp2
+  if [ ! -s "$master" ]; then
+    say "making $master"
+    vips resize "$corpus/hero.jpg" "$work/big.v" 2.3635
+    vips jp2ksave "$work/big.v" "$master" --tile-width 1024 --tile-height 1024 --Q 45
+    rm -f "$work/big.v"
+  fi
+  jw=$(vipsheader -f width "$master") jh=$(vipsheader -f height "$master")
+  : >"$work/times"
+  cat "$master" >/dev/null
+  say "timing: $RUNS rounds of the ${jw}x$jh JP2"
+  for ((r = 1; r <= RUNS; r++)); do
+    say "round $r/$RUNS"
+    timed jp2/iiif-process "${ours[@]}" -uri hero-100mp.jp2
+    timed jp2/vips-par "$here/peers.sh" vips-par "$master" "$work/peer"
+  done
+  cp "$work/times" "$results/jp2-times.tsv"
+  rev=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
+  python3 - "$work/times" "$RUNS" "$jw" "$jh" "$(nproc)" "$rev" "$(vips --version)" \
+    "$(stat -c %s "$master")" >"$results/jp2.md" <<'PY'
+import statistics as st, sys
+times, runs, w, h, nproc, rev, vips, size = sys.argv[1:9]
+rows = {}
+for line in open(times):
+    key, wall, rss = line.split()
+    rows.setdefault(key, []).append((float(wall), int(rss)))
+mp = int(w) * int(h) / 1e6
+out = ["# iiif-process benchmark: a JPEG 2000 master", "",
+       f"nproc {nproc}; iiif-process ({rev}); {vips}. {w}x{h} ({mp:.1f} MP) tiled lossy JP2 of "
+       f"{int(size) / 2**20:.0f} MiB made from the hero; the nine derivatives of instructions.example.json. "
+       f"Median of {runs} rounds.", "",
+       "| tool | median wall s | min-max s | peak RSS MiB median | peak RSS MiB max |", "|---|--:|--:|--:|--:|"]
+for key, v in rows.items():
+    walls = [x for x, _ in v]
+    rss = [r / 1024 for _, r in v]
+    out.append(f"| {key.split('/')[1]} | {st.median(walls):.2f} | {min(walls):.2f}-{max(walls):.2f} | "
+               f"{st.median(rss):.0f} | {max(rss):.0f} |")
+print("\n".join(out))
+PY
+  cat "$results/jp2.md"
+  exit 0
+fi
 
 hero_ours=("${ours[@]}" -uri hero.jpg)
 hero_vips=("$here/peers.sh" vips-par "$corpus/hero.jpg" "$work/peer")

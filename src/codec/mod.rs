@@ -6,6 +6,7 @@
 
 pub mod colour;
 mod gif;
+mod jp2;
 mod jpeg;
 #[cfg(not(feature = "turbojpeg"))]
 mod jpeg_rust;
@@ -16,6 +17,7 @@ mod raster;
 #[cfg(test)]
 mod tests;
 mod tiff;
+mod tiff_read;
 mod webp;
 
 #[cfg(not(any(feature = "turbojpeg", feature = "pure-rust")))]
@@ -36,6 +38,8 @@ pub enum Format {
     Webp,
     Gif,
     Tiff,
+    /// JPEG 2000, as a JP2 file or a bare codestream: read, never written.
+    Jp2,
 }
 
 impl Format {
@@ -47,12 +51,21 @@ impl Format {
             Format::Webp => "webp",
             Format::Gif => "gif",
             Format::Tiff => "tiff",
+            Format::Jp2 => "jp2",
         }
     }
 
     /// Whether the format keeps an alpha channel.
     pub fn has_alpha(self) -> bool {
         !matches!(self, Format::Jpeg)
+    }
+
+    /// The format a derivative in the source's own format is written in: JPEG 2000 sources give JPEG.
+    pub fn written_as(self) -> Format {
+        match self {
+            Format::Jp2 => Format::Jpeg,
+            f => f,
+        }
     }
 
     /// Whether the format can carry an ICC profile.
@@ -65,7 +78,7 @@ impl Format {
 pub enum CodecError {
     #[error("empty file")]
     Empty,
-    #[error("not a supported image (jpg, png, webp, gif, tif)")]
+    #[error("not a supported image (jpg, png, webp, gif, tif, jp2)")]
     UnknownFormat,
     #[error("image is {width}x{height} = {pixels} pixels, over the limit of {limit} pixels")]
     TooLarge {
@@ -122,6 +135,9 @@ pub fn sniff(bytes: &[u8]) -> Result<Format, CodecError> {
     if bytes.is_empty() {
         return Err(CodecError::Empty);
     }
+    if jp2::sniff(bytes) {
+        return Ok(Format::Jp2);
+    }
     match image::guess_format(bytes) {
         Ok(ImageFormat::Jpeg) => Ok(Format::Jpeg),
         Ok(ImageFormat::Png) => Ok(Format::Png),
@@ -153,14 +169,37 @@ pub struct Probe {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Header {
     jpeg: Option<metadata::JpegHeader>,
+    jp2: Option<jp2::Header>,
 }
 
 /// Read the header only: format, stored dimensions, orientation, and what the decoder needs. Refuses images over
 /// `max_pixels`.
 pub fn probe(bytes: &[u8], max_pixels: u64) -> Result<Probe, CodecError> {
     let format = sniff(bytes)?;
+    if format == Format::Jp2 {
+        let h = jp2::header(bytes, max_pixels, metadata::MAX_PNG_ICC)?;
+        return Ok(Probe {
+            format,
+            width: h.width,
+            height: h.height,
+            // JPEG 2000 has no orientation tag.
+            orientation: Orientation::NoTransforms,
+            bytes_per_pixel: h.bytes_per_pixel(),
+            header: Header {
+                jp2: Some(h),
+                ..Header::default()
+            },
+        });
+    }
     if format != Format::Jpeg {
-        let h = raster::probe(bytes, format, max_pixels)?;
+        let h = match format {
+            Format::Tiff => tiff_read::probe(bytes, max_pixels)?,
+            _ => None,
+        };
+        let h = match h {
+            Some(h) => h,
+            None => raster::probe(bytes, format, max_pixels)?,
+        };
         return Ok(Probe {
             format,
             width: h.width,
@@ -179,7 +218,10 @@ pub fn probe(bytes: &[u8], max_pixels: u64) -> Result<Probe, CodecError> {
         orientation: h.orientation,
         // Grey decodes as one channel but is counted as three, as before; CMYK is decoded as four, then converted.
         bytes_per_pixel: h.components.max(3),
-        header: Header { jpeg: Some(h) },
+        header: Header {
+            jpeg: Some(h),
+            ..Header::default()
+        },
     })
 }
 
@@ -217,8 +259,25 @@ pub fn decode_with(
         };
         let cmyk = opts.to_srgb.filter(|p| p.space() == colour::Space::Cmyk);
         jpeg::decode(bytes, header, opts.accept_damaged, cmyk)?
+    } else if probe.format == Format::Jp2 {
+        let read;
+        let header = match &probe.header.jp2 {
+            Some(h) => h,
+            None => {
+                read = jp2::header(bytes, opts.max_pixels, metadata::MAX_PNG_ICC)?;
+                &read
+            }
+        };
+        (jp2::decode(bytes, header, !opts.accept_damaged)?, None)
     } else {
-        (raster::decode(bytes, probe.format, opts.max_pixels)?, None)
+        let own = match probe.format {
+            Format::Tiff => tiff_read::decode(bytes, opts.max_pixels)?,
+            _ => None,
+        };
+        match own {
+            Some(image) => (image, None),
+            None => (raster::decode(bytes, probe.format, opts.max_pixels)?, None),
+        }
     };
     let mut image = image;
     let colour_warning = match opts.to_srgb {
@@ -239,6 +298,14 @@ pub fn icc_profile(bytes: &[u8], probe: &Probe, max_pixels: u64) -> Option<Vec<u
     match &probe.header.jpeg {
         Some(h) => h.icc.clone(),
         None if probe.format == Format::Jpeg => metadata::jpeg_header(bytes).ok()?.icc,
+        None if probe.format == Format::Jp2 => match &probe.header.jp2 {
+            Some(h) => h.icc.clone(),
+            None => {
+                jp2::header(bytes, max_pixels, metadata::MAX_PNG_ICC)
+                    .ok()?
+                    .icc
+            }
+        },
         None => raster::icc(bytes, probe.format, max_pixels),
     }
 }
@@ -329,5 +396,9 @@ fn encode_pixels(
         Format::Webp => webp::encode(img, opts.webp_quality),
         Format::Gif => gif::encode(img),
         Format::Tiff => tiff::encode(img, opts.icc),
+        Format::Jp2 => Err(CodecError::Encode {
+            format: "jp2",
+            message: "JPEG 2000 is read, not written".into(),
+        }),
     }
 }

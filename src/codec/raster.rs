@@ -6,13 +6,15 @@ use super::{check_pixels, CodecError, Format, Orientation};
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
 use std::io::{BufRead, Read, Seek, SeekFrom};
 
-pub fn image_format(f: Format) -> ImageFormat {
+/// The `image` crate's name for a format; none for those it cannot read (JPEG 2000 has its own module).
+pub fn image_format(f: Format) -> Option<ImageFormat> {
     match f {
-        Format::Png => ImageFormat::Png,
-        Format::Webp => ImageFormat::WebP,
-        Format::Gif => ImageFormat::Gif,
-        Format::Tiff => ImageFormat::Tiff,
-        Format::Jpeg => ImageFormat::Jpeg,
+        Format::Png => Some(ImageFormat::Png),
+        Format::Webp => Some(ImageFormat::WebP),
+        Format::Gif => Some(ImageFormat::Gif),
+        Format::Tiff => Some(ImageFormat::Tiff),
+        Format::Jpeg => Some(ImageFormat::Jpeg),
+        Format::Jp2 => None,
     }
 }
 
@@ -35,7 +37,11 @@ fn open(
         Format::Png => metadata::png_iccp_chunk(bytes),
         _ => None,
     };
-    let mut reader = ImageReader::with_format(Spliced::new(bytes, skip), image_format(format));
+    let image_format = image_format(format).ok_or(CodecError::Decode {
+        format: format.name(),
+        message: "no raster decoder for it".into(),
+    })?;
+    let mut reader = ImageReader::with_format(Spliced::new(bytes, skip), image_format);
     let mut limits = image::Limits::default();
     // image's own allocation cap is 512 MiB; ours is the pixel limit, checked below.
     limits.max_alloc = Some(max_pixels.saturating_mul(8).max(64 << 20));

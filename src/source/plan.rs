@@ -108,7 +108,8 @@ pub fn rung_for(need: f64) -> u8 {
 /// The IIIF name of a format this tool writes.
 pub fn iiif_format(f: codec::Format) -> iiif::Format {
     match f {
-        codec::Format::Jpeg => iiif::Format::Jpg,
+        // JPEG 2000 is never written (`output_format` gives JPEG for it).
+        codec::Format::Jpeg | codec::Format::Jp2 => iiif::Format::Jpg,
         codec::Format::Png => iiif::Format::Png,
         codec::Format::Webp => iiif::Format::Webp,
         codec::Format::Gif => iiif::Format::Gif,
@@ -124,7 +125,7 @@ pub fn output_format(requested: iiif::Format, source: codec::Format) -> codec::F
         iiif::Format::Webp => codec::Format::Webp,
         iiif::Format::Gif => codec::Format::Gif,
         iiif::Format::Tif => codec::Format::Tiff,
-        iiif::Format::Source => source,
+        iiif::Format::Source => source.written_as(),
     }
 }
 

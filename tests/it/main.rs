@@ -12,6 +12,7 @@ mod formats;
 mod gcs;
 mod hostile;
 mod limits;
+mod masters;
 mod messages;
 mod naming;
 mod process;

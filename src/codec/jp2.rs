@@ -1,0 +1,409 @@
+//! JPEG 2000 sources, as a JP2 file or a bare codestream (J2K), through OpenJPEG (the `jpeg2k` binding, whose
+//! `openjpeg-sys` builds the C library from source: no system library is needed).
+//!
+//! The header is read here, not by OpenJPEG: the codestream's SIZ marker gives the size, the components and
+//! their depths, so an image over the pixel limit is refused before OpenJPEG allocates anything, and the JP2
+//! `colr` box gives the ICC profile for the colour management. Decoding is always at full resolution (level 0):
+//! a reduced level would make a derivative's pixels depend on the wavelet's low-pass filter instead of the
+//! same Lanczos3 ladder every other source goes through.
+
+use super::{check_pixels, CodecError};
+use image::{DynamicImage, ImageBuffer, Luma, LumaA, Rgb, Rgba};
+use rayon::prelude::*;
+
+const FORMAT: &str = "jp2";
+
+/// The JP2 signature box, the first 12 bytes of every JP2 file.
+const JP2_SIGNATURE: &[u8] = b"\0\0\0\x0CjP  \r\n\x87\n";
+/// SOC then SIZ: how every codestream begins.
+const J2K_START: &[u8] = b"\xFF\x4F\xFF\x51";
+
+/// Whether the bytes are a JP2 file or a JPEG 2000 codestream.
+pub fn sniff(bytes: &[u8]) -> bool {
+    bytes.starts_with(JP2_SIGNATURE) || bytes.starts_with(J2K_START)
+}
+
+fn error(message: impl Into<String>) -> CodecError {
+    CodecError::Decode {
+        format: FORMAT,
+        message: message.into(),
+    }
+}
+
+/// What the header says: the reference grid's image area and its components.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    pub width: u32,
+    pub height: u32,
+    /// Bits per sample of each component (1 to 16; deeper files are refused).
+    pub depths: Vec<u8>,
+    /// The JP2 `colr` box's ICC profile (method 2 or 3); none for a codestream or an enumerated space.
+    pub icc: Option<Vec<u8>>,
+}
+
+impl Header {
+    /// Bytes a pixel needs at the peak of decoding: OpenJPEG's 32-bit sample of each component (an untiled
+    /// file's tile buffer becomes the image's, it is not copied) and the interleaved 8- or 16-bit copy made
+    /// from them before they are freed.
+    pub fn bytes_per_pixel(&self) -> u8 {
+        let sample = if self.depths.iter().any(|&d| d > 8) {
+            2
+        } else {
+            1
+        };
+        (self.depths.len() * (4 + sample)) as u8
+    }
+}
+
+/// Read the header; refuse images over `max_pixels`, and what the decode cannot turn into pixels (more than four
+/// components, subsampled components, samples deeper than 16 bits).
+pub fn header(bytes: &[u8], max_pixels: u64, icc_cap: usize) -> Result<Header, CodecError> {
+    let (codestream, icc) = if bytes.starts_with(J2K_START) {
+        (bytes, None)
+    } else {
+        boxes(bytes, icc_cap)?
+    };
+    let siz = codestream
+        .get(4..)
+        .filter(|_| codestream.starts_with(J2K_START))
+        .ok_or_else(|| error("the codestream does not begin with SOC and SIZ markers"))?;
+    let u16_at = |at: usize| {
+        siz.get(at..at + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+    };
+    let u32_at = |at: usize| {
+        siz.get(at..at + 4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let short = || error("the SIZ marker is cut short");
+    // Lsiz, Rsiz, Xsiz, Ysiz, XOsiz, YOsiz, four tile fields, Csiz, then three bytes a component.
+    let (x1, y1, x0, y0) = (
+        u32_at(4).ok_or_else(short)?,
+        u32_at(8).ok_or_else(short)?,
+        u32_at(12).ok_or_else(short)?,
+        u32_at(16).ok_or_else(short)?,
+    );
+    let (width, height) = match (x1.checked_sub(x0), y1.checked_sub(y0)) {
+        (Some(w), Some(h)) if w > 0 && h > 0 => (w, h),
+        _ => return Err(error(format!("empty image area {x0},{y0} to {x1},{y1}"))),
+    };
+    check_pixels(width, height, max_pixels)?;
+    let components = u16_at(36).ok_or_else(short)?;
+    if !(1..=4).contains(&components) {
+        return Err(error(format!(
+            "{components} components (1 to 4 are supported: grey, grey and alpha, RGB, RGBA)"
+        )));
+    }
+    let mut depths = Vec::with_capacity(4);
+    for c in 0..usize::from(components) {
+        let at = 38 + 3 * c;
+        let spec = siz.get(at..at + 3).ok_or_else(short)?;
+        let depth = (spec[0] & 0x7F) + 1;
+        if depth > 16 {
+            return Err(error(format!(
+                "component {c} has {depth} bits a sample (at most 16 are supported)"
+            )));
+        }
+        if (spec[1], spec[2]) != (1, 1) {
+            return Err(error(format!(
+                "component {c} is subsampled {}x{} (only full-resolution components are supported)",
+                spec[1], spec[2]
+            )));
+        }
+        depths.push(depth);
+    }
+    Ok(Header {
+        width,
+        height,
+        depths,
+        icc,
+    })
+}
+
+/// A JP2 file's codestream (the `jp2c` box) and the ICC profile of its first `colr` box, if that holds one of
+/// at most `icc_cap` bytes.
+fn boxes(bytes: &[u8], icc_cap: usize) -> Result<(&[u8], Option<Vec<u8>>), CodecError> {
+    let mut icc = None;
+    let mut colr_seen = false;
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let (kind, content, next) = jp2_box(rest)?;
+        match kind {
+            b"jp2h" => {
+                let mut inner = content;
+                while !inner.is_empty() {
+                    let (kind, content, next) = jp2_box(inner)?;
+                    // The first colour specification is the one a reader uses (ISO 15444-1, I.5.3.3).
+                    if kind == b"colr" && !colr_seen {
+                        colr_seen = true;
+                        icc = content
+                            .split_first()
+                            .filter(|(method, _)| matches!(method, 2 | 3))
+                            .and_then(|(_, rest)| rest.get(2..))
+                            .filter(|p| !p.is_empty() && p.len() <= icc_cap)
+                            .map(<[u8]>::to_vec);
+                    }
+                    inner = next;
+                }
+            }
+            b"jp2c" => return Ok((content, icc)),
+            _ => {}
+        }
+        rest = next;
+    }
+    Err(error("no codestream (jp2c box) in the file"))
+}
+
+/// One box: its type, its content and what follows it.
+fn jp2_box(bytes: &[u8]) -> Result<(&[u8; 4], &[u8], &[u8]), CodecError> {
+    let cut = || error("a box runs past the end of the file");
+    let head = bytes.get(..8).ok_or_else(cut)?;
+    let kind: &[u8; 4] = head[4..8].try_into().map_err(|_| cut())?;
+    let (start, len) = match u32::from_be_bytes([head[0], head[1], head[2], head[3]]) {
+        // To the end of the file.
+        0 => (8, bytes.len()),
+        // The length in the next eight bytes.
+        1 => {
+            let l = bytes.get(8..16).ok_or_else(cut)?;
+            let l = u64::from_be_bytes(l.try_into().map_err(|_| cut())?);
+            (16, usize::try_from(l).map_err(|_| cut())?)
+        }
+        l => (8, l as usize),
+    };
+    if len < start {
+        return Err(error(format!(
+            "box {:?} declares {len} bytes, less than its header",
+            String::from_utf8_lossy(kind)
+        )));
+    }
+    let content = bytes.get(start..len).ok_or_else(cut)?;
+    Ok((kind, content, &bytes[len..]))
+}
+
+/// Decode at full resolution; `strict` refuses a truncated codestream instead of decoding what is there.
+pub fn decode(bytes: &[u8], header: &Header, strict: bool) -> Result<DynamicImage, CodecError> {
+    let params = jpeg2k::DecodeParameters::new().strict(strict);
+    let image = jpeg2k::Image::from_bytes_with(bytes, params).map_err(|e| {
+        error(format!(
+            "OpenJPEG could not decode it ({e}): the file is damaged or truncated"
+        ))
+    })?;
+    let comps = image.components();
+    let (w, h) = (header.width, header.height);
+    if comps.len() != header.depths.len() || comps.iter().any(|c| (c.width(), c.height()) != (w, h))
+    {
+        return Err(error(format!(
+            "OpenJPEG decoded {} components of other sizes than the header's {w}x{h}",
+            comps.len()
+        )));
+    }
+    let planes: Vec<Plane> = comps
+        .iter()
+        .map(|c| Plane {
+            data: c.data(),
+            depth: c.precision().clamp(1, 16),
+            signed: c.is_signed(),
+        })
+        .collect();
+    let deep = planes.iter().any(|p| p.depth > 8);
+    let space = image.color_space();
+    use jpeg2k::ColorSpace;
+    let ycc = matches!(space, ColorSpace::SYCC);
+    if matches!(space, ColorSpace::CMYK | ColorSpace::EYCC) {
+        return Err(error(format!(
+            "colour space {space:?} is not supported (grey, RGB and sYCC are)"
+        )));
+    }
+    // The alpha channel is the last component (a cdef box that moves it elsewhere is applied by OpenJPEG).
+    Ok(match (planes.as_slice(), deep) {
+        ([l], false) => DynamicImage::ImageLuma8(interleave::<Luma<u8>, 1>(w, h, &[l], false)?),
+        ([l], true) => DynamicImage::ImageLuma16(interleave::<Luma<u16>, 1>(w, h, &[l], false)?),
+        ([l, a], false) => {
+            DynamicImage::ImageLumaA8(interleave::<LumaA<u8>, 2>(w, h, &[l, a], false)?)
+        }
+        ([l, a], true) => {
+            DynamicImage::ImageLumaA16(interleave::<LumaA<u16>, 2>(w, h, &[l, a], false)?)
+        }
+        ([r, g, b], false) => {
+            DynamicImage::ImageRgb8(interleave::<Rgb<u8>, 3>(w, h, &[r, g, b], ycc)?)
+        }
+        ([r, g, b], true) => {
+            DynamicImage::ImageRgb16(interleave::<Rgb<u16>, 3>(w, h, &[r, g, b], ycc)?)
+        }
+        ([r, g, b, a], false) => {
+            DynamicImage::ImageRgba8(interleave::<Rgba<u8>, 4>(w, h, &[r, g, b, a], ycc)?)
+        }
+        ([r, g, b, a], true) => {
+            DynamicImage::ImageRgba16(interleave::<Rgba<u16>, 4>(w, h, &[r, g, b, a], ycc)?)
+        }
+        _ => return Err(error(format!("{} components", planes.len()))),
+    })
+}
+
+/// One decoded component: OpenJPEG's 32-bit samples of `depth` bits.
+struct Plane<'a> {
+    data: &'a [i32],
+    depth: u32,
+    signed: bool,
+}
+
+impl Plane<'_> {
+    /// The sample at `i` as a fraction of full scale, 0 to 1 (signed samples centred on 0.5).
+    fn unit(&self, i: usize) -> f32 {
+        let max = ((1u32 << self.depth) - 1) as f32;
+        let offset = if self.signed {
+            (1u32 << (self.depth - 1)) as f32
+        } else {
+            0.0
+        };
+        ((self.data[i] as f32 + offset) / max).clamp(0.0, 1.0)
+    }
+}
+
+/// A sample type of the output image, from a 0 to 1 value.
+trait Sample: image::Primitive + Send + Sync {
+    fn from_unit(v: f32) -> Self;
+}
+
+impl Sample for u8 {
+    fn from_unit(v: f32) -> u8 {
+        (v * 255.0).round() as u8
+    }
+}
+
+impl Sample for u16 {
+    fn from_unit(v: f32) -> u16 {
+        (v * 65535.0).round() as u16
+    }
+}
+
+/// The planes as one interleaved image, row by row in parallel; `ycc` converts the first three components
+/// from sYCC to RGB (ITU-R BT.601 full range, as OpenJPEG's own tools do).
+fn interleave<P, const N: usize>(
+    w: u32,
+    h: u32,
+    planes: &[&Plane; N],
+    ycc: bool,
+) -> Result<ImageBuffer<P, Vec<P::Subpixel>>, CodecError>
+where
+    P: image::Pixel,
+    P::Subpixel: Sample,
+{
+    let row = w as usize * N;
+    let len = row
+        .checked_mul(h as usize)
+        .ok_or_else(|| error("the image is too large to address"))?;
+    if planes.iter().any(|p| p.data.len() < len / N) {
+        return Err(error("OpenJPEG returned fewer samples than the image has"));
+    }
+    let mut out = Vec::new();
+    out.try_reserve_exact(len)
+        .map_err(|_| CodecError::OutOfMemory {
+            what: "the decoded JPEG 2000 image",
+            bytes: len * std::mem::size_of::<P::Subpixel>(),
+        })?;
+    out.resize(len, <P::Subpixel as image::Primitive>::DEFAULT_MIN_VALUE);
+    out.par_chunks_mut(row).enumerate().for_each(|(y, line)| {
+        for (x, px) in line.chunks_exact_mut(N).enumerate() {
+            let i = y * w as usize + x;
+            let mut v = [0f32; N];
+            for (c, p) in planes.iter().enumerate() {
+                v[c] = p.unit(i);
+            }
+            if ycc && N >= 3 {
+                let (y_, cb, cr) = (v[0], v[1] - 0.5, v[2] - 0.5);
+                v[0] = (y_ + 1.402 * cr).clamp(0.0, 1.0);
+                v[1] = (y_ - 0.344_136 * cb - 0.714_136 * cr).clamp(0.0, 1.0);
+                v[2] = (y_ + 1.772 * cb).clamp(0.0, 1.0);
+            }
+            for (s, v) in px.iter_mut().zip(v) {
+                *s = P::Subpixel::from_unit(v);
+            }
+        }
+    });
+    ImageBuffer::from_raw(w, h, out).ok_or_else(|| error("the pixel buffer has the wrong size"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A SIZ marker for a `w`x`h` image with the given (Ssiz, XRsiz, YRsiz) components.
+    fn codestream(w: u32, h: u32, comps: &[(u8, u8, u8)]) -> Vec<u8> {
+        let mut s = J2K_START.to_vec();
+        s.extend((38 + 3 * comps.len() as u16).to_be_bytes());
+        s.extend(0u16.to_be_bytes());
+        for v in [w, h, 0, 0, w, h, 0, 0] {
+            s.extend(v.to_be_bytes());
+        }
+        s.extend((comps.len() as u16).to_be_bytes());
+        for &(d, x, y) in comps {
+            s.extend([d, x, y]);
+        }
+        s
+    }
+
+    fn jp2(boxes: &[(&[u8; 4], Vec<u8>)]) -> Vec<u8> {
+        let mut f = JP2_SIGNATURE.to_vec();
+        for (kind, content) in boxes {
+            f.extend((8 + content.len() as u32).to_be_bytes());
+            f.extend(*kind);
+            f.extend(content);
+        }
+        f
+    }
+
+    #[test]
+    fn header_reads_size_depths_and_the_first_colr_profile() {
+        let cs = codestream(300, 200, &[(7, 1, 1), (7, 1, 1), (15, 1, 1)]);
+        let h = header(&cs, 1 << 30, 1 << 20).unwrap();
+        assert_eq!(
+            (h.width, h.height, h.depths.clone()),
+            (300, 200, vec![8, 8, 16])
+        );
+        assert_eq!(h.icc, None);
+
+        let colr = |method: u8, body: &[u8]| {
+            let mut c = vec![method, 0, 0];
+            c.extend(body);
+            c
+        };
+        let mut jp2h = Vec::new();
+        for c in [colr(2, b"PROFILE"), colr(1, &16u32.to_be_bytes())] {
+            jp2h.extend((8 + c.len() as u32).to_be_bytes());
+            jp2h.extend(b"colr");
+            jp2h.extend(c);
+        }
+        let file = jp2(&[(b"ftyp", b"jp2 ".to_vec()), (b"jp2h", jp2h), (b"jp2c", cs)]);
+        assert!(sniff(&file));
+        let h = header(&file, 1 << 30, 1 << 20).unwrap();
+        assert_eq!(h.icc.as_deref(), Some(&b"PROFILE"[..]));
+        // A profile over the cap is not read.
+        assert_eq!(header(&file, 1 << 30, 4).unwrap().icc, None);
+    }
+
+    #[test]
+    fn header_refuses_what_the_decode_cannot_give_before_any_pixel_is_allocated() {
+        let big = codestream(100_000, 100_000, &[(7, 1, 1)]);
+        assert!(matches!(
+            header(&big, 1 << 30, 0),
+            Err(CodecError::TooLarge { .. })
+        ));
+        let sub = codestream(10, 10, &[(7, 1, 1), (7, 2, 2), (7, 2, 2)]);
+        assert!(header(&sub, 1 << 30, 0)
+            .unwrap_err()
+            .to_string()
+            .contains("subsampled"));
+        let deep = codestream(10, 10, &[(31, 1, 1)]);
+        assert!(header(&deep, 1 << 30, 0).is_err());
+        let five = codestream(10, 10, &[(7, 1, 1); 5]);
+        assert!(header(&five, 1 << 30, 0).is_err());
+        let cut = &codestream(10, 10, &[(7, 1, 1)])[..20];
+        assert!(header(cut, 1 << 30, 0).is_err());
+        // A box longer than the file, and a JP2 without a codestream.
+        let mut long = jp2(&[(b"ftyp", b"jp2 ".to_vec())]);
+        long[12..16].copy_from_slice(&1000u32.to_be_bytes());
+        assert!(header(&long, 1 << 30, 0).is_err());
+        assert!(header(&jp2(&[(b"ftyp", b"jp2 ".to_vec())]), 1 << 30, 0).is_err());
+    }
+}
