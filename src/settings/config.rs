@@ -3,6 +3,7 @@
 //! Unknown or unused go-iiif keys are accepted and reported once as a warning, so existing configs work unchanged.
 
 use crate::codec::colour::{ColourMode, UnknownColourMode};
+use crate::codec::{MetadataMode, UnknownMetadataMode};
 use crate::codec::{WebpQuality, WebpQualityError};
 use crate::store::location::{
     check_bucket, clean_prefix, is_environment_label, join_prefix, parse_uri,
@@ -66,6 +67,8 @@ pub enum ConfigProblem {
     S3PathIsUri { key: &'static str },
     #[error("derivatives.colour: {0}")]
     Colour(UnknownColourMode),
+    #[error("derivatives.metadata: {0}")]
+    Metadata(UnknownMetadataMode),
     #[error(transparent)]
     Location(#[from] LocationError),
     #[error("derivatives.webp_quality: {0}")]
@@ -111,6 +114,8 @@ pub struct Config {
     pub cache_control: Option<String>,
     /// `derivatives.colour`: `srgb` or `keep` (`-colour`).
     pub colour: Option<ColourMode>,
+    /// `derivatives.metadata`: `none`, `rights` or `all` (`-metadata`).
+    pub metadata: Option<MetadataMode>,
     /// Keys accepted for compatibility but not used (one warning at start).
     pub ignored_keys: Vec<String>,
 }
@@ -152,6 +157,8 @@ struct RawDerivatives {
     cache_control: Option<String>,
     /// iiif-process's own: colour management (`-colour`).
     colour: Option<String>,
+    /// iiif-process's own: which metadata derivatives carry (`-metadata`).
+    metadata: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -340,6 +347,13 @@ impl Config {
                     .map_err(|e| invalid(ConfigProblem::Colour(e)))?,
             ),
         };
+        let metadata = match raw.derivatives.metadata.as_deref() {
+            None => None,
+            Some(m) => Some(
+                m.parse::<MetadataMode>()
+                    .map_err(|e| invalid(ConfigProblem::Metadata(e)))?,
+            ),
+        };
         let features = raw.features.unwrap_or_default();
         Ok(Config {
             source,
@@ -354,6 +368,7 @@ impl Config {
             webp_quality,
             cache_control: raw.derivatives.cache_control,
             colour,
+            metadata,
             ignored_keys,
         })
     }
