@@ -446,16 +446,11 @@ impl Carried {
         Some(out.into_inner())
     }
 
-    /// EXIF Copyright and Artist as text, for formats that store them as tags of their own (TIFF): the parts of
-    /// a two-part Copyright (photographer, editor) joined by a NUL, as EXIF stores them.
-    pub fn tiff_strings(&self) -> (Option<String>, Option<String>) {
-        let text = |v: &Option<Vec<Vec<u8>>>| {
-            v.as_ref().map(|parts| {
-                let joined: Vec<u8> = parts.join(&0u8);
-                String::from_utf8_lossy(&joined).into_owned()
-            })
-        };
-        (text(&self.copyright), text(&self.artist))
+    /// EXIF Copyright and Artist as stored, for formats that keep them as tags of their own (TIFF): the parts
+    /// of a two-part Copyright (photographer, editor) joined by a NUL, as EXIF stores them.
+    pub fn tiff_ascii(&self) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+        let join = |v: &Option<Vec<Vec<u8>>>| v.as_ref().map(|parts| parts.join(&0u8));
+        (join(&self.copyright), join(&self.artist))
     }
 
     pub fn xmp(&self) -> Option<&[u8]> {
@@ -1120,7 +1115,8 @@ mod rights_tests {
             iptc: Some(out.clone()),
             ..Default::default()
         };
-        let (marker, app13) = &carried.jpeg_segments()[0];
+        let segments = carried.jpeg_segments();
+        let (marker, app13) = &segments[0];
         assert_eq!(*marker, 0xED);
         assert_eq!(photoshop_iptc(&app13[PHOTOSHOP_ID.len()..]), Some(&out[..]));
     }
@@ -1147,10 +1143,10 @@ mod rights_tests {
             Some(Orientation::NoTransforms)
         );
         assert_eq!(Carried::default().exif(Orientation::NoTransforms), None);
-        let (c, a) = carried.tiff_strings();
+        let (c, a) = carried.tiff_ascii();
         assert_eq!(
             (c.as_deref(), a.as_deref()),
-            (Some("Photographer\0Editor"), Some("A. Person"))
+            (Some(&b"Photographer\0Editor"[..]), Some(&b"A. Person"[..]))
         );
     }
 
@@ -1179,8 +1175,8 @@ mod rights_tests {
             .unwrap();
         let tagged = png_with(
             &png,
-            Some(b"MM\0\x2a\0\0\0\x08\0\0\0\0\0\0"),
-            Some(b"<old/>"),
+            Some(&b"MM\0\x2a\0\0\0\x08\0\0\0\0\0\0"[..]),
+            Some(&b"<old/>"[..]),
             false,
         )
         .unwrap();
@@ -1200,7 +1196,7 @@ mod rights_tests {
         );
 
         let webp = super::super::webp::encode(&img, super::super::WebpQuality::Lossless).unwrap();
-        let tagged = webp_with(&webp, None, Some(b"<old/>"), false).unwrap();
+        let tagged = webp_with(&webp, None, Some(&b"<old/>"[..]), false).unwrap();
         let out = remux(
             &tagged,
             super::super::Format::Webp,

@@ -19,6 +19,23 @@ fn encode_error(e: tiff::TiffError) -> CodecError {
     }
 }
 
+/// An ASCII value as EXIF stores it: `tiff`'s `str` refuses bytes beyond ASCII (UTF-8, as exiftool writes a
+/// `©`) and the NUL between the two parts of a Copyright, which are kept here as they were.
+struct StoredAscii<'a>(&'a [u8]);
+
+impl TiffValue for StoredAscii<'_> {
+    const BYTE_LEN: u8 = 1;
+    const FIELD_TYPE: tiff::tags::Type = tiff::tags::Type::ASCII;
+
+    fn count(&self) -> usize {
+        self.0.len() + 1
+    }
+
+    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
+        std::borrow::Cow::Owned([self.0, &[0]].concat())
+    }
+}
+
 fn write<C: ColorType>(
     width: u32,
     height: u32,
@@ -54,11 +71,11 @@ where
     }
     if let Some(m) = metadata {
         // Copyright and Artist are TIFF's own tags (EXIF took them from TIFF); XMP and IPTC have tags of their own.
-        let (copyright, artist) = m.tiff_strings();
+        let (copyright, artist) = m.tiff_ascii();
         let enc = image.encoder();
         for (tag, v) in [(Tag::Copyright, copyright), (Tag::Artist, artist)] {
             if let Some(v) = v {
-                enc.write_tag(tag, v.as_str()).map_err(encode_error)?;
+                enc.write_tag(tag, StoredAscii(&v)).map_err(encode_error)?;
             }
         }
         for (tag, v) in [(700, m.xmp()), (33723, m.iptc())] {
