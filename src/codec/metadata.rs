@@ -1096,11 +1096,12 @@ mod rights_tests {
     #[test]
     fn iptc_keeps_the_copyright_notice_and_its_character_set_only() {
         let mut iim = Vec::new();
-        for (r, d, v) in [
-            (1u8, 90u8, &b"\x1B%G"[..]),
+        let datasets: [(u8, u8, &[u8]); 3] = [
+            (1, 90, b"\x1B%G"),
             (2, 80, b"By-line"),
             (2, 116, "© Museum".as_bytes()),
-        ] {
+        ];
+        for (r, d, v) in datasets {
             iim.extend_from_slice(&[0x1C, r, d, 0, v.len() as u8]);
             iim.extend_from_slice(v);
         }
