@@ -59,6 +59,16 @@ pub struct Args {
     #[arg(long, value_name = "srgb|keep", value_parser = ["srgb", "keep"])]
     pub colour: Option<String>,
 
+    /// Metadata derivatives carry: rights (default: EXIF Copyright and Artist, XMP dc:rights, IPTC
+    /// CopyrightNotice), none, or all (the source's EXIF, XMP and IPTC as they are); or the config's
+    /// derivatives.metadata
+    #[arg(long, value_name = "none|rights|all", value_parser = ["none", "rights", "all"])]
+    pub metadata: Option<String>,
+
+    /// Exit with status 1 when a listed file was skipped (not an image), as when a source fails
+    #[arg(long)]
+    pub strict: bool,
+
     /// Refuse sources with more pixels than this, before decoding (default 250000000, or the config's
     /// images.source.max_pixels)
     #[arg(long, value_name = "N")]

@@ -102,6 +102,8 @@ pub struct RunOutcome {
     pub not_started: usize,
     /// The signal that stopped the run, if one did.
     pub signal: Option<i32>,
+    /// `-strict`: skipped files count as failures in the exit status.
+    pub strict: bool,
 }
 
 impl RunOutcome {
@@ -109,11 +111,12 @@ impl RunOutcome {
         crate::report::to_pretty_json(&self.reports)
     }
 
-    /// The process's exit status: 128 + the signal when stopped by one, 1 when any source failed, else 0.
+    /// The process's exit status: 128 + the signal when stopped by one, 1 when any source failed (or, with
+    /// `-strict`, any listed file was skipped), else 0.
     pub fn exit_code(&self) -> u8 {
         match self.signal {
             Some(sig) => (128 + sig) as u8,
-            None if self.failed_sources > 0 => 1,
+            None if self.failed_sources > 0 || (self.strict && self.skipped > 0) => 1,
             None => 0,
         }
     }
@@ -195,6 +198,7 @@ pub fn run(
         skipped,
         not_started,
         signal,
+        strict: settings.strict,
     }
 }
 

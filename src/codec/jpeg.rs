@@ -15,7 +15,7 @@ use super::jpeg_turbo as backend;
 
 use super::colour::{ColourError, Profile};
 use super::metadata::{self, JpegHeader};
-use super::{CodecError, Orientation};
+use super::CodecError;
 use image::{DynamicImage, RgbImage};
 
 /// Decode the full frame (never DCT-reduced: each derivative's pixels must not depend on the run's largest
@@ -84,11 +84,13 @@ pub fn damaged(message: impl std::fmt::Display) -> CodecError {
     }
 }
 
-/// Encode with an optional EXIF Orientation and ICC profile. JPEG has no alpha: transparent pixels become white.
+/// Encode with an optional EXIF block (TIFF bytes), other marker segments (XMP, IPTC) and ICC profile. JPEG has no
+/// alpha: transparent pixels become white.
 pub fn encode(
     img: &DynamicImage,
     quality: u8,
-    orientation: Option<Orientation>,
+    exif: Option<&[u8]>,
+    segments: &[(u8, Vec<u8>)],
     icc: Option<&[u8]>,
 ) -> Result<Vec<u8>, CodecError> {
     let (w, h) = (img.width(), img.height());
@@ -118,8 +120,7 @@ pub fn encode(
         }
     };
     let jpeg = backend::encode(img, quality.clamp(1, 100))?;
-    let exif = orientation.map(metadata::exif_orientation_tiff);
-    metadata::insert_jpeg_segments(jpeg, exif.as_deref(), icc)
+    metadata::insert_jpeg_segments(jpeg, exif, segments, icc)
 }
 
 /// JPEG has no alpha: transparent pixels become white, as on a page.

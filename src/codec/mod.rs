@@ -25,6 +25,7 @@ compile_error!("build with the default `turbojpeg` feature or with `--no-default
 
 use image::{DynamicImage, ImageFormat};
 
+pub use metadata::{can_remux, remux, Carried, MetadataMode, UnknownMetadataMode};
 pub use webp::{WebpQuality, WebpQualityError};
 
 /// EXIF orientation: how the stored pixels must be turned to be upright.
@@ -80,6 +81,9 @@ pub enum CodecError {
     Empty,
     #[error("not a supported image (jpg, png, webp, gif, tif, jp2)")]
     UnknownFormat,
+    /// An image format recognised by its signature that this tool does not decode.
+    #[error("{0} is not a supported image format (jpg, png, webp, gif, tif)")]
+    Unsupported(&'static str),
     #[error("image is {width}x{height} = {pixels} pixels, over the limit of {limit} pixels")]
     TooLarge {
         width: u32,
@@ -144,6 +148,7 @@ pub fn sniff(bytes: &[u8]) -> Result<Format, CodecError> {
         Ok(ImageFormat::WebP) => Ok(Format::Webp),
         Ok(ImageFormat::Gif) => Ok(Format::Gif),
         Ok(ImageFormat::Tiff) => Ok(Format::Tiff),
+        Ok(ImageFormat::Avif) => Err(CodecError::Unsupported("AVIF")),
         _ => Err(CodecError::UnknownFormat),
     }
 }
@@ -346,6 +351,8 @@ pub struct EncodeOptions<'a> {
     /// pixels' colour space (an RGB profile in a grey derivative would be refused by colour-managed readers).
     pub icc: Option<&'a [u8]>,
     pub webp_quality: WebpQuality,
+    /// The source's metadata this derivative carries (`-metadata`), where its format holds it.
+    pub metadata: Option<&'a Carried>,
 }
 
 pub fn encode(
@@ -362,8 +369,19 @@ pub fn encode(
         ..opts.clone()
     };
     let bytes = encode_pixels(img, format, opts)?;
-    match (format, icc) {
-        (Format::Webp, Some(p)) => colour::embed_webp(bytes, p),
+    let bytes = match (format, icc) {
+        (Format::Webp, Some(p)) => colour::embed_webp(bytes, p)?,
+        _ => bytes,
+    };
+    // Only JPEG derivatives keep pixels as stored with an Orientation tag; the others are written upright.
+    let carried = match opts.metadata {
+        Some(c) if c != &Carried::default() => c,
+        _ => return Ok(bytes),
+    };
+    let exif = || carried.exif(Orientation::NoTransforms);
+    match format {
+        Format::Png => metadata::png_with(&bytes, exif().as_deref(), carried.xmp(), false),
+        Format::Webp => metadata::webp_with(&bytes, exif().as_deref(), carried.xmp(), false),
         _ => Ok(bytes),
     }
 }
@@ -374,7 +392,13 @@ fn encode_pixels(
     opts: &EncodeOptions,
 ) -> Result<Vec<u8>, CodecError> {
     match format {
-        Format::Jpeg => jpeg::encode(img, opts.jpeg_quality, opts.exif_orientation, opts.icc),
+        Format::Jpeg => {
+            let none = Carried::default();
+            let carried = opts.metadata.unwrap_or(&none);
+            let exif = carried.exif(opts.exif_orientation.unwrap_or(Orientation::NoTransforms));
+            let segments = carried.jpeg_segments();
+            jpeg::encode(img, opts.jpeg_quality, exif.as_deref(), &segments, opts.icc)
+        }
         Format::Png => {
             let mut out = Vec::new();
             let mut enc = image::codecs::png::PngEncoder::new_with_quality(
@@ -395,7 +419,7 @@ fn encode_pixels(
         }
         Format::Webp => webp::encode(img, opts.webp_quality),
         Format::Gif => gif::encode(img),
-        Format::Tiff => tiff::encode(img, opts.icc),
+        Format::Tiff => tiff::encode(img, opts.icc, opts.metadata),
         Format::Jp2 => Err(CodecError::Encode {
             format: "jp2",
             message: "JPEG 2000 is read, not written".into(),

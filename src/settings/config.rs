@@ -3,6 +3,7 @@
 //! Unknown or unused go-iiif keys are accepted and reported once as a warning, so existing configs work unchanged.
 
 use crate::codec::colour::{ColourMode, UnknownColourMode};
+use crate::codec::{MetadataMode, UnknownMetadataMode};
 use crate::codec::{WebpQuality, WebpQualityError};
 use crate::store::location::{
     check_bucket, clean_prefix, is_environment_label, join_prefix, parse_uri,
@@ -66,6 +67,8 @@ pub enum ConfigProblem {
     S3PathIsUri { key: &'static str },
     #[error("derivatives.colour: {0}")]
     Colour(UnknownColourMode),
+    #[error("derivatives.metadata: {0}")]
+    Metadata(UnknownMetadataMode),
     #[error(transparent)]
     Location(#[from] LocationError),
     #[error("derivatives.webp_quality: {0}")]
@@ -113,6 +116,8 @@ pub struct Config {
     pub colour: Option<ColourMode>,
     /// `derivatives.tiles`: iiif-process's own, the IIIF Level 0 service (`-tiles` and its flags win).
     pub tiles: TilesConfig,
+    /// `derivatives.metadata`: `none`, `rights` or `all` (`-metadata`).
+    pub metadata: Option<MetadataMode>,
     /// Keys accepted for compatibility but not used (one warning at start).
     pub ignored_keys: Vec<String>,
 }
@@ -167,6 +172,8 @@ struct RawDerivatives {
     colour: Option<String>,
     /// iiif-process's own: the IIIF Level 0 service (`-tiles`).
     tiles: Option<TilesConfig>,
+    /// iiif-process's own: which metadata derivatives carry (`-metadata`).
+    metadata: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -355,6 +362,13 @@ impl Config {
                     .map_err(|e| invalid(ConfigProblem::Colour(e)))?,
             ),
         };
+        let metadata = match raw.derivatives.metadata.as_deref() {
+            None => None,
+            Some(m) => Some(
+                m.parse::<MetadataMode>()
+                    .map_err(|e| invalid(ConfigProblem::Metadata(e)))?,
+            ),
+        };
         let features = raw.features.unwrap_or_default();
         Ok(Config {
             source,
@@ -370,6 +384,7 @@ impl Config {
             cache_control: raw.derivatives.cache_control,
             colour,
             tiles: raw.derivatives.tiles.unwrap_or_default(),
+            metadata,
             ignored_keys,
         })
     }

@@ -8,7 +8,7 @@ pub mod instructions;
 
 use crate::cli::Args;
 use crate::codec::colour::ColourMode;
-use crate::codec::WebpQuality;
+use crate::codec::{MetadataMode, WebpQuality};
 use crate::iiif::ApiVersion;
 use crate::store::{self, StoreOptions};
 use config::{Config, ConfigError};
@@ -84,6 +84,10 @@ pub struct Settings {
     pub webp_quality: WebpQuality,
     /// Convert to sRGB or keep the source's colours and profile (`-colour`, `derivatives.colour`).
     pub colour: ColourMode,
+    /// Which of a source's metadata its derivatives carry (`-metadata`, `derivatives.metadata`).
+    pub metadata: MetadataMode,
+    /// Skipped files (not images) make the exit status 1 (`-strict`).
+    pub strict: bool,
     /// Sources with more pixels are refused before decoding.
     pub max_pixels: u64,
     /// Derivatives (and intermediate images) with more pixels are refused before allocating.
@@ -186,6 +190,10 @@ impl Settings {
                 None => ("derivatives.tiles.base_url", tc.base_url.clone()),
             },
         )?;
+        let metadata = match args.metadata.as_deref() {
+            Some(m) => m.parse::<MetadataMode>().unwrap_or_default(),
+            None => config.metadata.unwrap_or_default(),
+        };
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Settings {
             max_pixels: args
@@ -205,6 +213,8 @@ impl Settings {
             jpeg_quality: args.jpeg_quality,
             webp_quality,
             colour,
+            metadata,
+            strict: args.strict,
             jobs: args.jobs.map_or(cores, |j| j as usize).max(1),
             report_file: args.report.then(|| args.report_name.clone()),
             quiet: args.quiet,

@@ -7,7 +7,7 @@ pub mod plan;
 pub mod render;
 
 use crate::codec::colour::{ColourMode, Profile, Space};
-use crate::codec::{self, CodecError, DecodeOptions};
+use crate::codec::{self, CodecError, DecodeOptions, MetadataMode};
 use crate::naming::SourceUri;
 use crate::plan::PlannedSource;
 use crate::report::SourceReport;
@@ -85,13 +85,14 @@ pub fn process(ctx: &Context, planned: &PlannedSource) -> Outcome {
         Err(e) => return Outcome::failed(settings, format!("cannot read source: {e}")),
     };
     let where_ = ctx.sources.describe(&uri.origin);
-    let probe = match codec::probe(&bytes, settings.max_pixels) {
-        Ok(p) => p,
-        Err(e @ (CodecError::Empty | CodecError::UnknownFormat)) if planned.listed => {
-            return Outcome::skipped(format!("{where_}: {e}"))
-        }
-        Err(e) => return Outcome::failed(settings, format!("{where_}: {e}")),
-    };
+    let probe =
+        match codec::probe(&bytes, settings.max_pixels) {
+            Ok(p) => p,
+            Err(
+                e @ (CodecError::Empty | CodecError::UnknownFormat | CodecError::Unsupported(_)),
+            ) if planned.listed => return Outcome::skipped(format!("{where_}: {e}")),
+            Err(e) => return Outcome::failed(settings, format!("{where_}: {e}")),
+        };
     let fingerprint = sha1_smol::Sha1::from(&bytes).digest().to_string();
     // The profile is read once, before planning: whether the pixels will be converted decides byte copies.
     let icc = codec::icc_profile(&bytes, &probe, settings.max_pixels);
@@ -118,6 +119,12 @@ pub fn process(ctx: &Context, planned: &PlannedSource) -> Outcome {
     );
     if settings.from_full_resolution {
         plan = plan.without_ladder();
+    }
+    // A byte copy carries all of the source's metadata; where it may not and the format cannot be re-muxed,
+    // the derivative is made from the pixels.
+    let metadata = settings.metadata;
+    if metadata != MetadataMode::All {
+        plan = plan.without_copies_unless(codec::can_remux);
     }
 
     let mut report = SourceReport {
@@ -308,8 +315,11 @@ pub fn process(ctx: &Context, planned: &PlannedSource) -> Outcome {
             }
             None => small,
         });
+    let carried = codec::Carried::read(&bytes, probe.format, metadata);
     let inputs = Inputs {
         bytes: &bytes,
+        metadata: &carried,
+        remux: metadata != MetadataMode::All,
         upright,
         stored,
         analysis,

@@ -242,6 +242,15 @@ impl SourcePlan {
         self
     }
 
+    /// Byte copies only of the formats `keep` accepts; the others are made from the full-size pixels like any
+    /// derivative (a copy is always full size, so its rung is already 0).
+    pub fn without_copies_unless(mut self, keep: impl Fn(codec::Format) -> bool) -> SourcePlan {
+        for d in &mut self.derivatives {
+            d.copy &= keep(d.format);
+        }
+        self
+    }
+
     /// What making `todo` needs: the deepest rung of the upright image, of the stored image (when a rotation `-1`
     /// derivative is made from it), and whether the analysis copy is (for smart crops, or `services`).
     pub fn ladder_needs(&self, todo: &[usize], services: bool) -> (u8, Option<u8>, bool) {

@@ -11,6 +11,10 @@ use image::RgbImage;
 pub struct Inputs<'a> {
     /// The source file, for byte copies.
     pub bytes: &'a [u8],
+    /// What derivatives carry of the source's metadata.
+    pub metadata: &'a codec::Carried,
+    /// Byte copies are re-muxed with only `metadata` (else they are the file as it is).
+    pub remux: bool,
     /// The decoded pixels, upright, and the rungs below them that the derivatives need.
     pub upright: Ladder,
     /// The pixels as stored and their rungs, when a rotation `-1` derivative needs them.
@@ -30,6 +34,15 @@ pub struct Inputs<'a> {
 
 /// The encoded bytes of derivative `d`.
 pub fn render(d: &Derivative, inputs: &Inputs) -> Result<Vec<u8>, DerivativeError> {
+    if d.copy && inputs.remux {
+        // The compressed image data as stored, its descriptive metadata replaced.
+        return Ok(codec::remux(
+            inputs.bytes,
+            d.format,
+            inputs.metadata,
+            inputs.orientation,
+        )?);
+    }
     if d.copy {
         // Lossless and nearly free: the stored file already is this derivative.
         return Ok(inputs.bytes.to_vec());
@@ -58,6 +71,7 @@ pub fn render(d: &Derivative, inputs: &Inputs) -> Result<Vec<u8>, DerivativeErro
             .then_some(inputs.orientation),
         icc: inputs.icc.filter(|_| d.tagged),
         webp_quality: inputs.webp_quality,
+        metadata: Some(inputs.metadata),
     };
     Ok(codec::encode(&pixels, d.format, &opts)?)
 }
