@@ -193,7 +193,8 @@ fn go_iiifs_default_instructions_are_built_in() {
         ],
     ));
     assert_exit(&out, 0);
-    let r = &stdout_json(&out)["d.jpg"];
+    let json = stdout_json(&out);
+    let r = &json["d.jpg"];
     let want = [
         ("o", [1680, 1050]),
         ("b", [1024, 640]),
@@ -248,7 +249,8 @@ fn go_iiifs_default_config_runs_with_the_store_flags() {
         ],
     ));
     assert_exit(&out, 0);
-    let r = &stdout_json(&out)["d.jpg"];
+    let json = stdout_json(&out);
+    let r = &json["d.jpg"];
     assert_eq!(r["dimensions"]["b"], serde_json::json!([1024, 640]));
     assert!(
         r["palette"].as_array().is_some_and(|p| !p.is_empty()),
@@ -327,7 +329,8 @@ fn replaced_master_is_noticed(extra: &[&str]) {
     std::fs::copy(fixture("dune_1680x1050.jpg"), s.path("src/m.jpg")).unwrap();
     let out = s.run(&args);
     assert_exit(&out, 0);
-    let r = &stdout_json(&out)["m.jpg"];
+    let json = stdout_json(&out);
+    let r = &json["m.jpg"];
     assert_eq!(r["dimensions"]["b"], serde_json::json!([300, 188]), "{r}");
     let img = s.output("m.jpg/full/!300,300/0/color.jpg").to_rgb8();
     assert_eq!(img.dimensions(), (300, 188));
