@@ -17,13 +17,55 @@ use std::time::Duration;
                   2 usage, config or instructions error (nothing processed)."
 )]
 pub struct Args {
-    /// go-iiif config file (where sources are read from, where derivatives go, which services run)
-    #[arg(long, value_name = "FILE")]
-    pub config: PathBuf,
+    /// go-iiif config file (where sources are read from, where derivatives go, which services run), or a bucket
+    /// URI of one (s3://bucket/config.json)
+    #[arg(long, value_name = "FILE|URI", conflicts_with_all = ["config_source", "config_name"])]
+    pub config: Option<PathBuf>,
 
-    /// Instructions file: a JSON object of label -> {region, size, rotation, quality, format}
-    #[arg(long, value_name = "FILE")]
-    pub instructions: PathBuf,
+    /// Instructions file: a JSON object of label -> {region, size, rotation, quality, format}, or a bucket URI of
+    /// one
+    #[arg(long, value_name = "FILE|URI", conflicts_with_all = ["instructions_source", "instructions_name"])]
+    pub instructions: Option<PathBuf>,
+
+    /// go-iiif v8: the folder or bucket holding the config (file:///dir, s3://bucket/prefix, gs://, azblob://),
+    /// or defaults:// for go-iiif's built-in config; defaults:// when neither this nor -config is given
+    #[arg(long, value_name = "URI")]
+    pub config_source: Option<String>,
+
+    /// go-iiif v8: the config's name in -config-source (default config.json)
+    #[arg(long, value_name = "NAME")]
+    pub config_name: Option<String>,
+
+    /// go-iiif v8: the folder or bucket holding the instructions, or defaults:// for go-iiif's built-in set;
+    /// defaults:// when neither this nor -instructions is given
+    #[arg(long, value_name = "URI")]
+    pub instructions_source: Option<String>,
+
+    /// go-iiif v8: the instructions' name in -instructions-source (default instructions.json)
+    #[arg(long, value_name = "NAME")]
+    pub instructions_name: Option<String>,
+
+    /// go-iiif v8: replaces the config's images.source (a file:/// folder, a plain folder or a bucket URI)
+    #[arg(long, value_name = "URI")]
+    pub config_images_source_uri: Option<String>,
+
+    /// go-iiif v8: replaces the config's derivatives.cache (a file:/// folder, a plain folder or a bucket URI)
+    #[arg(long, value_name = "URI")]
+    pub config_derivatives_cache_uri: Option<String>,
+
+    /// go-iiif v8: RFC 6570 template of each -report file's name, with the variable sha256_origin (hex SHA-256
+    /// of the source's path); default process_{sha256_origin}.json. Using it writes reports in go-iiif v8's form
+    #[arg(long, value_name = "TEMPLATE")]
+    pub report_template: Option<String>,
+
+    /// go-iiif v8: write the -report files into this folder or bucket, under their names alone, instead of
+    /// beside the derivatives. Using it writes reports in go-iiif v8's form
+    #[arg(long, value_name = "URI")]
+    pub report_bucket_uri: Option<String>,
+
+    /// Log each source as it starts and each file written, on stderr
+    #[arg(long)]
+    pub verbose: bool,
 
     /// Source to process, relative to the config's images.source (repeatable)
     #[arg(long = "uri", value_name = "URI")]
@@ -172,6 +214,14 @@ pub struct Args {
     /// Resize every derivative from the full-resolution image (slow; the reference for measuring quality)
     #[arg(long, hide = true)]
     pub from_full_resolution: bool,
+
+    /// Print the manual page (roff) on stdout and exit
+    #[arg(long, exclusive = true)]
+    pub man: bool,
+
+    /// Print the completion script of SHELL (bash, zsh, fish, elvish, powershell) on stdout and exit
+    #[arg(long, value_name = "SHELL", exclusive = true)]
+    pub completions: Option<clap_complete::Shell>,
 }
 
 impl Args {
@@ -179,6 +229,44 @@ impl Args {
     pub fn all_uris(&self) -> Vec<String> {
         self.uri.iter().chain(&self.uris).cloned().collect()
     }
+
+    /// Is this a go-iiif v8 command line (the config named by -config-source, or go-iiif's default, or a v8
+    /// report flag)? Its reports then take v8's names and form; a 2019 command line keeps the 2019 output.
+    pub fn is_v8(&self) -> bool {
+        self.config.is_none() || self.report_template.is_some() || self.report_bucket_uri.is_some()
+    }
+}
+
+/// Flags that are not read from the environment: they replace the run with other output.
+const NOT_FROM_ENV: &[&str] = &["man", "completions"];
+
+/// The variable go-iiif reads a flag from: `IIIF_` and the flag's name in capitals, `-` as `_`
+/// (`-config-source`: `IIIF_CONFIG_SOURCE`).
+pub fn env_name(flag: &str) -> String {
+    format!("IIIF_{}", flag.to_ascii_uppercase().replace('-', "_"))
+}
+
+/// The command with every long flag also read from its `IIIF_` variable (the command line wins).
+pub fn command() -> clap::Command {
+    Args::command().mut_args(|a| match a.get_long() {
+        Some(l) if !NOT_FROM_ENV.contains(&l) => {
+            let var = env_name(l);
+            a.env(var)
+        }
+        _ => a,
+    })
+}
+
+/// `-man` and `-completions`: what to print instead of running, generated from the flags themselves.
+pub fn generated(args: &Args) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    if args.man {
+        clap_mangen::Man::new(command()).render(&mut out).ok()?;
+        return Some(out);
+    }
+    let shell = args.completions?;
+    clap_complete::generate(shell, &mut command(), "iiif-process", &mut out);
+    Some(out)
 }
 
 /// Why a `-max-memory` value is not a size.
@@ -270,7 +358,8 @@ where
     T: Into<OsString>,
 {
     let argv: Vec<OsString> = argv.into_iter().map(Into::into).collect();
-    Args::try_parse_from(go_style(argv)?)
+    let matches = command().try_get_matches_from(go_style(argv)?)?;
+    <Args as clap::FromArgMatches>::from_arg_matches(&matches)
 }
 
 /// Rewrite go-style `-name` / `-name=value` to `--name` when `name` is one of our long flags. A single-dash word
@@ -411,15 +500,15 @@ mod tests {
             "c",
             "-instructions",
             "i",
-            "-config-source",
+            "-no-such-flag",
             "x",
         ])
         .unwrap_err()
         .to_string();
-        assert!(e.contains("unknown flag -config-source"), "{e}");
+        assert!(e.contains("unknown flag -no-such-flag"), "{e}");
         // Values are not taken for flags, nor negative numbers.
         let a = parse(["p", "-config", "confg", "-instructions", "i", "-jobs=2"]).unwrap();
-        assert_eq!(a.config.to_str(), Some("confg"));
+        assert_eq!(a.config.as_deref().and_then(|c| c.to_str()), Some("confg"));
     }
 
     #[test]
@@ -491,6 +580,90 @@ mod tests {
             "0"
         ])
         .is_err());
-        assert!(parse(["p", "-instructions", "i"]).is_err());
+        // A 2019 config with a v8 config name is a contradiction, not a guess.
+        assert!(parse(["p", "-config", "c", "-config-name", "x.json"]).is_err());
+        assert!(parse([
+            "p",
+            "-instructions",
+            "i",
+            "-instructions-source",
+            "file:///x"
+        ])
+        .is_err());
+    }
+
+    #[test]
+    fn go_iiif_v8_flags() {
+        let a = parse([
+            "p",
+            "-config-source",
+            "file:///etc/iiif",
+            "-config-name=c.json",
+            "-instructions-source",
+            "defaults://",
+            "-config-images-source-uri",
+            "file:///masters?metadata=skip",
+            "-config-derivatives-cache-uri",
+            "s3://bucket/iiif",
+            "-report",
+            "-report-template",
+            "{sha256_origin}.json",
+            "-report-bucket-uri",
+            "file:///reports",
+            "-verbose",
+            "a.jpg",
+        ])
+        .unwrap();
+        assert_eq!(a.config_source.as_deref(), Some("file:///etc/iiif"));
+        assert_eq!(a.config_name.as_deref(), Some("c.json"));
+        assert_eq!(a.instructions_source.as_deref(), Some("defaults://"));
+        assert_eq!(
+            a.config_images_source_uri.as_deref(),
+            Some("file:///masters?metadata=skip")
+        );
+        assert_eq!(
+            a.config_derivatives_cache_uri.as_deref(),
+            Some("s3://bucket/iiif")
+        );
+        assert_eq!(a.report_template.as_deref(), Some("{sha256_origin}.json"));
+        assert_eq!(a.report_bucket_uri.as_deref(), Some("file:///reports"));
+        assert!(a.verbose && a.report && a.is_v8());
+        assert_eq!(a.all_uris(), ["a.jpg"]);
+        // go-iiif's bare command line: its built-in config and instructions.
+        let a = parse(["p", "a.jpg"]).unwrap();
+        assert!(a.config.is_none() && a.config_source.is_none() && a.is_v8());
+        let a = parse(["p", "-config", "c", "-instructions", "i"]).unwrap();
+        assert!(!a.is_v8());
+    }
+
+    #[test]
+    fn env_names_are_go_iiifs() {
+        assert_eq!(env_name("config-source"), "IIIF_CONFIG_SOURCE");
+        assert_eq!(env_name("report-template"), "IIIF_REPORT_TEMPLATE");
+        let cmd = command();
+        let env_of = |long: &str| {
+            cmd.get_arguments()
+                .find(|a| a.get_long() == Some(long))
+                .and_then(|a| a.get_env())
+                .map(|e| e.to_string_lossy().into_owned())
+        };
+        assert_eq!(env_of("verbose").as_deref(), Some("IIIF_VERBOSE"));
+        assert_eq!(env_of("jobs").as_deref(), Some("IIIF_JOBS"));
+        assert_eq!(env_of("man"), None);
+    }
+
+    #[test]
+    fn man_page_and_completions_come_from_the_flags() {
+        let a = parse(["p", "-man"]).unwrap();
+        let man = String::from_utf8(generated(&a).unwrap()).unwrap();
+        assert!(
+            man.contains(".TH iiif-process") && man.contains("config\\-source"),
+            "{man}"
+        );
+        let a = parse(["p", "-completions", "bash"]).unwrap();
+        let bash = String::from_utf8(generated(&a).unwrap()).unwrap();
+        assert!(bash.contains("--config-source") && bash.contains("--report-template"));
+        assert!(parse(["p", "-man", "-jobs", "2"]).is_err());
+        assert!(generated(&parse(["p", "a.jpg"]).unwrap()).is_none());
     }
 }

@@ -13,6 +13,9 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    if let Some(text) = cli::generated(&args) {
+        return ExitCode::from(u8::from(std::io::stdout().write_all(&text).is_err()));
+    }
     // Errors print their own causes, once.
     let fail = |e: &dyn std::fmt::Display| {
         eprintln!("iiif-process: {e}");
@@ -29,6 +32,13 @@ fn main() -> ExitCode {
         (Ok(s), Ok(d)) => (s, d),
         (Err(e), _) | (_, Err(e)) => return fail(&e),
     };
+    let reports = match settings.report_bucket() {
+        Some(location) => match store::open(location, &settings.store_options) {
+            Ok(s) => Some(s),
+            Err(e) => return fail(&e),
+        },
+        None => None,
+    };
     let plan = match Plan::build(&args, &settings, sources.as_ref()) {
         Ok(p) => p,
         Err(e) => return fail(&e),
@@ -40,6 +50,7 @@ fn main() -> ExitCode {
         &plan,
         sources.as_ref(),
         derivatives.as_ref(),
+        reports.as_deref(),
         &stop,
         &|uri, r| {
             if jsonl {

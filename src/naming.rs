@@ -9,6 +9,59 @@ use std::str::FromStr;
 pub enum NamingError {
     #[error("invalid source uri {uri:?}: {reason}")]
     Invalid { uri: String, reason: String },
+    #[error("-report-template {template:?}: {reason}")]
+    Template { template: String, reason: String },
+}
+
+/// go-iiif v8's default `-report-template`.
+pub const DEFAULT_REPORT_TEMPLATE: &str = "process_{sha256_origin}.json";
+
+/// go-iiif v8's `-report-template`: an RFC 6570 template of a report's name, whose one variable,
+/// `sha256_origin`, is the hex SHA-256 of the source's path. Checked once: every expansion is a relative path
+/// below the derivatives root (the variable's value is hex, so if one is, all are).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportTemplate(String);
+
+impl ReportTemplate {
+    pub fn new(template: &str) -> Result<ReportTemplate, NamingError> {
+        let t = ReportTemplate(template.to_string());
+        let invalid = |reason: String| NamingError::Template {
+            template: template.to_string(),
+            reason,
+        };
+        let sample = t.expand(&"0".repeat(64)).map_err(invalid)?;
+        match clean_relative(&sample) {
+            Some(name) if name == sample && !name.ends_with('/') => Ok(t),
+            _ => Err(invalid(format!(
+                "expands to {sample:?}, which is not a relative file path below the derivatives root"
+            ))),
+        }
+    }
+
+    fn expand(&self, sha256: &str) -> Result<String, String> {
+        use iri_string::spec::UriSpec;
+        use iri_string::template::simple_context::SimpleContext;
+        use iri_string::template::UriTemplateStr;
+        use std::fmt::Write;
+        let template = UriTemplateStr::new(&self.0).map_err(|e| e.to_string())?;
+        let mut context = SimpleContext::new();
+        context.insert("sha256_origin", sha256);
+        let expanded = template
+            .expand::<UriSpec, _>(&context)
+            .map_err(|e| e.to_string())?;
+        let mut out = String::new();
+        write!(out, "{expanded}").map_err(|e| e.to_string())?;
+        Ok(out)
+    }
+
+    /// The report's name for the source at `origin`.
+    pub fn name(&self, origin: &str) -> String {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(origin.as_bytes());
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        // Checked in `new` with a value of the same alphabet and length.
+        self.expand(&hex).unwrap_or_default()
+    }
 }
 
 /// How derivative names are made for one source.
@@ -66,6 +119,14 @@ impl FromStr for SourceUri {
             reason: reason.into(),
         };
         let Some((scheme, rest)) = split_scheme(s) else {
+            // `-uri .`: the whole source root, every image below it.
+            if s == "." || s == "./" {
+                return Ok(SourceUri {
+                    given: s.to_string(),
+                    origin: String::new(),
+                    scheme: Scheme::Plain,
+                });
+            }
             let origin = clean_relative(s)
                 .ok_or_else(|| invalid("must name a file below the source root"))?;
             return Ok(SourceUri {
@@ -298,6 +359,14 @@ impl SourceUri {
         }
     }
 
+    /// The source as go-iiif v8 writes it in `origin_uri`: a plain path as `file:///path`, a URI as given.
+    pub fn v8_origin_uri(&self) -> String {
+        match self.scheme {
+            Scheme::Plain => format!("file:///{}", self.origin),
+            _ => self.given.clone(),
+        }
+    }
+
     /// For rewrite://, the one path every derivative would be written at.
     pub fn fixed_target(&self) -> Option<&str> {
         match &self.scheme {
@@ -474,6 +543,35 @@ mod tests {
             "123/4/1234_given_b.jpg"
         );
         assert_eq!(o, u.derivative_path("o", &r, Format::Jpg, FP));
+    }
+
+    #[test]
+    fn report_templates_as_go_iiif_v8() {
+        let t = ReportTemplate::new(DEFAULT_REPORT_TEMPLATE).unwrap();
+        // go-iiif's documented example: hex(sha256("test.jpg")).
+        assert_eq!(
+            t.name("test.jpg"),
+            "process_0d407ee6406a1216f2366674a1a9ff71361d5bef47021f8eb8b51f95e319dd56.json"
+        );
+        assert_eq!(
+            ReportTemplate::new("report.json").unwrap().name("a"),
+            "report.json"
+        );
+        let t = ReportTemplate::new("reports/{sha256_origin}{unknown}.json").unwrap();
+        assert_eq!(t.name("test.jpg").len(), "reports/.json".len() + 64);
+        for bad in [
+            "{",
+            "../{sha256_origin}",
+            "/abs.json",
+            "a/",
+            "{sha256_origin}/../../x",
+            "",
+        ] {
+            let e = ReportTemplate::new(bad).expect_err(bad).to_string();
+            assert!(e.starts_with(&format!("-report-template {bad:?}")), "{e}");
+        }
+        assert_eq!(uri("a/b.jpg").v8_origin_uri(), "file:///a/b.jpg");
+        assert_eq!(uri("file:///a/b.jpg").v8_origin_uri(), "file:///a/b.jpg");
     }
 
     #[test]

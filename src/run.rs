@@ -124,11 +124,13 @@ impl RunOutcome {
 
 /// Process every source of `plan`; `on_done` is called as each finished source's report is ready (for
 /// streaming).
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     settings: &Settings,
     plan: &Plan,
     sources: &dyn Store,
     derivatives: &dyn Store,
+    reports: Option<&dyn Store>,
     stop: &AtomicUsize,
     on_done: &(dyn Fn(&str, &SourceReport) + Sync),
 ) -> RunOutcome {
@@ -148,6 +150,7 @@ pub fn run(
         settings,
         sources,
         derivatives,
+        reports,
         claims: &claims,
         budget: &budget,
     };
@@ -204,8 +207,18 @@ pub fn run(
 
 /// One source, with its log lines: one line for a source that failed as a whole, one per failed label otherwise.
 fn process_one(ctx: &Context, planned: &PlannedSource, log: &Log) -> SourceReport {
+    let verbose = ctx.settings.verbose && !ctx.settings.quiet;
+    if verbose {
+        log.line(&format!("{}: processing", planned.given));
+    }
     let outcome = source::process(ctx, planned);
     let report = outcome.report;
+    if verbose {
+        for (label, uri) in &report.uris {
+            let [w, h] = report.dimensions.get(label).copied().unwrap_or_default();
+            log.line(&format!("{}: {label}: {uri} ({w}x{h})", planned.given));
+        }
+    }
     if let Some(reason) = &report.skipped {
         log.line(&format!("skipping {}: {reason}", planned.given));
     } else if let Some(msg) = &outcome.failure {

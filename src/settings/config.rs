@@ -6,7 +6,8 @@ use crate::codec::colour::{ColourMode, UnknownColourMode};
 use crate::codec::{MetadataMode, UnknownMetadataMode};
 use crate::codec::{WebpQuality, WebpQualityError};
 use crate::store::location::{
-    check_bucket, clean_prefix, is_environment_label, join_prefix, parse_uri,
+    check_bucket, clean_prefix, file_uri, is_environment_label, is_harmless_file_option,
+    join_prefix, parse_uri,
 };
 use crate::store::{Cloud, Location, LocationError, ObjectLocation};
 use serde::Deserialize;
@@ -104,6 +105,8 @@ pub struct Config {
     pub appended: BTreeMap<String, Vec<String>>,
     /// go-iiif's `features.disable.<param>`: values refused.
     pub disabled: BTreeMap<String, Vec<String>>,
+    /// go-iiif's `features.enable.<param>`: features go-iiif leaves off until named (all are on here).
+    pub enabled: BTreeMap<String, Vec<String>>,
     /// Decode limit: sources with more pixels are refused before allocating.
     pub max_pixels: Option<u64>,
     /// Output limit: derivatives with more pixels are refused before allocating.
@@ -202,6 +205,8 @@ struct RawServices {
 #[derive(Deserialize, Default)]
 struct RawFeatures {
     #[serde(default)]
+    enable: BTreeMap<String, Value>,
+    #[serde(default)]
     append: BTreeMap<String, Value>,
     #[serde(default)]
     disable: BTreeMap<String, Value>,
@@ -254,23 +259,39 @@ const USED_KEYS: &[&str] = &[
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_with(path, &Overrides::default())
+    }
+
+    /// As [`Config::load`], with the flags' replacements of images.source and derivatives.cache.
+    pub fn load_with(path: &Path, overrides: &Overrides) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Config::parse(&text, path, base)
+        Config::parse_with(&text, path, base, overrides)
     }
 
     /// Parse config text; relative paths resolve against `base` (the config file's directory).
     pub fn parse(text: &str, path: &Path, base: &Path) -> Result<Config, ConfigError> {
+        Config::parse_with(text, path, base, &Overrides::default())
+    }
+
+    /// As [`Config::parse`], with images.source and derivatives.cache replaced by the flags' URIs.
+    pub fn parse_with(
+        text: &str,
+        path: &Path,
+        base: &Path,
+        overrides: &Overrides,
+    ) -> Result<Config, ConfigError> {
         let json_err = |e: serde_json::Error| ConfigError::Json {
             path: path.to_path_buf(),
             line: e.line(),
             column: e.column(),
             message: e.to_string(),
         };
-        let value: Value = serde_json::from_str(text).map_err(json_err)?;
+        let mut value: Value = serde_json::from_str(text).map_err(json_err)?;
+        overrides.apply(&mut value);
         let invalid = |problem: ConfigProblem| ConfigError::Invalid {
             path: path.to_path_buf(),
             problem,
@@ -378,6 +399,7 @@ impl Config {
             blurhash,
             appended: names_by_param(&features.append),
             disabled: names_by_param(&features.disable),
+            enabled: names_by_param(&features.enable),
             max_pixels,
             max_output_pixels: raw.derivatives.max_output_pixels.filter(|&n| n > 0),
             webp_quality,
@@ -402,6 +424,50 @@ impl Config {
         self.disabled
             .get(param)
             .is_some_and(|v| v.iter().any(|n| n == name))
+    }
+}
+
+/// go-iiif v8's `-config-images-source-uri` and `-config-derivatives-cache-uri`.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub images_source_uri: Option<String>,
+    pub derivatives_cache_uri: Option<String>,
+}
+
+impl Overrides {
+    /// Replace the entries in the config's JSON, as go-iiif assigns `uri` (which wins over the rest of the
+    /// entry there). A folder without a scheme is taken relative to the working directory, not the config's.
+    fn apply(&self, value: &mut Value) {
+        let Value::Object(top) = value else { return };
+        for (section, key, uri) in [
+            ("images", "source", &self.images_source_uri),
+            ("derivatives", "cache", &self.derivatives_cache_uri),
+        ] {
+            let Some(uri) = uri else { continue };
+            let entry = if uri.contains("://") {
+                serde_json::json!({ "uri": uri })
+            } else {
+                let p = std::path::absolute(uri).unwrap_or_else(|_| PathBuf::from(uri));
+                serde_json::json!({ "name": "Disk", "path": p.to_string_lossy() })
+            };
+            let section = top
+                .entry(section)
+                .or_insert_with(|| Value::Object(Default::default()));
+            if let Value::Object(s) = section {
+                // Keys of this tool's own (max_pixels) stay; the storage keys give way to the flag's.
+                let mut merged = entry;
+                if let (Some(Value::Object(old)), Value::Object(new)) = (s.get(key), &mut merged) {
+                    for (k, v) in old {
+                        if !["name", "path", "uri", "prefix", "region", "credentials"]
+                            .contains(&k.as_str())
+                        {
+                            new.insert(k.clone(), v.clone());
+                        }
+                    }
+                }
+                s.insert(key.to_string(), merged);
+            }
+        }
     }
 }
 
@@ -462,8 +528,15 @@ fn location(
     }
     // A Disk path, or a path with no scheme, is a directory; anything else is read as a URI.
     let path = if field == "path" && (name.eq_ignore_ascii_case("disk") || !text.contains("://")) {
-        text
-    } else if let Some(p) = text.strip_prefix("file://") {
+        PathBuf::from(text)
+    } else if let Some((p, options)) = file_uri(text) {
+        // Go Cloud's options ride in the query (`file:///dir?metadata=skip`): never part of the path.
+        ignored.extend(
+            options
+                .iter()
+                .filter(|o| !is_harmless_file_option(o))
+                .map(|o| format!("{key}.{field}?{o}")),
+        );
         p
     } else {
         return Ok(Location::Object(parse_uri(
@@ -472,12 +545,23 @@ fn location(
             ignored,
         )?));
     };
-    let p = PathBuf::from(path);
-    Ok(Location::Disk(if p.is_absolute() {
-        p
+    Ok(Location::Disk(if path.is_absolute() {
+        path
     } else {
-        base.join(p)
+        base.join(path)
     }))
+}
+
+/// A folder or bucket named by a flag (`-report-bucket-uri`): `file:///dir`, a plain folder (relative to the
+/// working directory) or a bucket URI. Query parameters that change nothing are accepted silently.
+pub fn location_from_flag(uri: &str, flag: &'static str) -> Result<Location, LocationError> {
+    if let Some((path, _)) = file_uri(uri) {
+        return Ok(Location::Disk(path));
+    }
+    if !uri.contains("://") {
+        return Ok(Location::Disk(PathBuf::from(uri)));
+    }
+    Ok(Location::Object(parse_uri(uri, flag, &mut Vec::new())?))
 }
 
 /// go-iiif's `{"name": "S3", "path": "bucket", "prefix": …, "region": …, "credentials": …}`.
@@ -765,5 +849,44 @@ mod tests {
         let text = r#"{"images":{"source":{"uri":"file:///a"}},"derivatives":{"cache":{"uri":"file:///b"}}}"#;
         let c = parse(text).unwrap();
         assert_eq!(c.source, Location::Disk("/a".into()));
+    }
+
+    #[test]
+    fn go_cloud_options_are_not_part_of_the_path() {
+        let c = with_stores(
+            r#"{"uri":"file:///srv/images?metadata=skip"}"#,
+            r#"{"uri":"file:///srv/iiif%20out?metadata=skip&create_dir=true&base_url=x"}"#,
+        )
+        .unwrap();
+        assert_eq!(c.source, Location::Disk("/srv/images".into()));
+        assert_eq!(c.derivatives, Location::Disk("/srv/iiif out".into()));
+        assert_eq!(c.ignored_keys, ["derivatives.cache.uri?base_url"]);
+    }
+
+    #[test]
+    fn flags_replace_the_source_and_cache() {
+        let over = Overrides {
+            images_source_uri: Some("s3://masters/scans".into()),
+            derivatives_cache_uri: Some("file:///out?metadata=skip".into()),
+        };
+        // go-iiif's defaults name mem:// stores, which only the flags make usable.
+        let text = include_str!("defaults/config.json").replace("marekm4://", "vibrant://");
+        let c = Config::parse_with(
+            &text,
+            Path::new("defaults://config.json"),
+            Path::new("."),
+            &over,
+        )
+        .unwrap();
+        assert_eq!(c.source, object(Cloud::S3, "masters", "scans", None));
+        assert_eq!(c.derivatives, Location::Disk("/out".into()));
+        // A v6 entry's name and path give way too, and a plain folder is taken as one.
+        let over = Overrides {
+            images_source_uri: Some("/srv/in".into()),
+            derivatives_cache_uri: None,
+        };
+        let c = Config::parse_with(MIN, Path::new("c.json"), Path::new("/base"), &over).unwrap();
+        assert_eq!(c.source, Location::Disk("/srv/in".into()));
+        assert_eq!(c.derivatives, Location::Disk("/out".into()));
     }
 }

@@ -5,16 +5,20 @@
 pub mod config;
 pub mod features;
 pub mod instructions;
+pub mod sources;
 
 use crate::cli::Args;
 use crate::codec::colour::ColourMode;
 use crate::codec::{MetadataMode, WebpQuality};
 use crate::iiif::ApiVersion;
-use crate::store::{self, StoreOptions};
-use config::{Config, ConfigError};
+use crate::naming::{NamingError, ReportTemplate, DEFAULT_REPORT_TEMPLATE};
+use crate::store::Location;
+use crate::store::StoreOptions;
+use config::{Config, ConfigError, Overrides};
 use features::FeatureError;
 use instructions::{Instruction, InstructionsError};
-use std::path::{Path, PathBuf};
+use sources::{Kind, Named, Origin, SourceError};
+use std::path::Path;
 
 /// The default decode limit: 250 megapixels, far above any camera and far below what would exhaust memory
 /// (one 250 MP RGB frame is 750 MB).
@@ -48,6 +52,12 @@ pub enum SettingsError {
     ReportName(String),
     #[error(transparent)]
     Tiles(#[from] crate::tiles::OptionError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    ReportTemplate(#[from] NamingError),
+    #[error(transparent)]
+    ReportBucket(crate::store::LocationError),
     #[error("{field} {value:?}: a Cache-Control value is printable ASCII, 1 to {MAX_CACHE_CONTROL} characters")]
     CacheControl { field: &'static str, value: String },
 }
@@ -75,6 +85,19 @@ fn cache_control(args: &Args, config: &Config) -> Result<Option<String>, Setting
     Ok(Some(value.clone()))
 }
 
+/// How -report files are named and written, and how the report speaks of files.
+#[derive(Debug, Clone)]
+pub enum ReportForm {
+    /// The 2019 command line: `{uri: report}` files named by -report-name; paths relative to the derivatives.
+    Classic,
+    /// A go-iiif v8 command line: one report object per file, named by -report-template, in -report-bucket-uri
+    /// or beside the derivatives; `origin_uri` and `uris` as `file:///…`.
+    V8 {
+        template: ReportTemplate,
+        bucket: Option<Location>,
+    },
+}
+
 /// Everything a run needs to know, validated.
 pub struct Settings {
     pub config: Config,
@@ -98,7 +121,10 @@ pub struct Settings {
     pub jobs: usize,
     /// `-report`: the file name each source's report is written under.
     pub report_file: Option<String>,
+    pub report_form: ReportForm,
     pub quiet: bool,
+    /// A line per source started and per file written.
+    pub verbose: bool,
     pub jsonl: bool,
     pub progress: bool,
     pub skip_existing: bool,
@@ -115,6 +141,16 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// `-report-bucket-uri`: where -report files go instead of beside the derivatives.
+    pub fn report_bucket(&self) -> Option<&Location> {
+        match &self.report_form {
+            ReportForm::V8 {
+                bucket: Some(b), ..
+            } => Some(b),
+            _ => None,
+        }
+    }
+
     pub fn from_args(args: &Args) -> Result<Settings, SettingsError> {
         let api = if args.api == "3" {
             ApiVersion::V3
@@ -127,33 +163,52 @@ impl Settings {
             timeout: args.storage_timeout,
             ..StoreOptions::default()
         };
-        let fetch = |path: &Path, what: &'static str| {
-            let text = path.to_str()?;
-            Some(
-                store::read_uri(text, what, &fetch_options)?
-                    .map(|bytes| {
-                        let shown = PathBuf::from(store::location::redacted(text));
-                        (String::from_utf8_lossy(&bytes).into_owned(), shown)
-                    })
-                    .map_err(|source| SettingsError::Fetch { what, source }),
-            )
+        let overrides = Overrides {
+            images_source_uri: args.config_images_source_uri.clone(),
+            derivatives_cache_uri: args.config_derivatives_cache_uri.clone(),
         };
-        let config = match fetch(&args.config, "config") {
+        let config_named = Named {
+            file: args.config.as_deref(),
+            source: args.config_source.as_deref(),
+            name: args.config_name.as_deref(),
+        };
+        let config = match sources::locate(Kind::Config, &config_named, &fetch_options)? {
+            Origin::File(path) => Config::load_with(&path, &overrides)?,
             // Relative paths in a config from a bucket resolve against the working directory.
-            Some(fetched) => {
-                let (text, shown) = fetched?;
-                Config::parse(&text, &shown, Path::new("."))?
+            Origin::Text { text, shown } => {
+                Config::parse_with(&text, &shown, Path::new("."), &overrides)?
             }
-            None => Config::load(&args.config)?,
         };
-        let instructions = match fetch(&args.instructions, "instructions") {
-            Some(fetched) => {
-                let (text, shown) = fetched?;
-                instructions::parse(&text, &shown, api)?
+        let instructions_named = Named {
+            file: args.instructions.as_deref(),
+            source: args.instructions_source.as_deref(),
+            name: args.instructions_name.as_deref(),
+        };
+        let (instructions, instructions_shown) =
+            match sources::locate(Kind::Instructions, &instructions_named, &fetch_options)? {
+                Origin::File(path) => (instructions::load(&path, api)?, path),
+                Origin::Text { text, shown } => (instructions::parse(&text, &shown, api)?, shown),
+            };
+        let report_form = if args.is_v8() {
+            let template = args
+                .report_template
+                .as_deref()
+                .unwrap_or(DEFAULT_REPORT_TEMPLATE);
+            let bucket = match &args.report_bucket_uri {
+                None => None,
+                Some(uri) => Some(
+                    config::location_from_flag(uri, "-report-bucket-uri")
+                        .map_err(SettingsError::ReportBucket)?,
+                ),
+            };
+            ReportForm::V8 {
+                template: ReportTemplate::new(template)?,
+                bucket,
             }
-            None => instructions::load(&args.instructions, api)?,
+        } else {
+            ReportForm::Classic
         };
-        features::check(&config, &instructions, &args.instructions)?;
+        features::check(&config, &instructions, &instructions_shown)?;
         let name = &args.report_name;
         if name.is_empty()
             || name.contains(['/', '\\'])
@@ -217,7 +272,9 @@ impl Settings {
             strict: args.strict,
             jobs: args.jobs.map_or(cores, |j| j as usize).max(1),
             report_file: args.report.then(|| args.report_name.clone()),
+            report_form,
             quiet: args.quiet,
+            verbose: args.verbose,
             jsonl: args.report_format == "jsonl",
             progress: args.progress || std::io::IsTerminal::is_terminal(&std::io::stderr()),
             skip_existing: args.skip_existing,

@@ -13,7 +13,7 @@ use crate::plan::PlannedSource;
 use crate::report::SourceReport;
 use crate::run::Budget;
 use crate::services;
-use crate::settings::Settings;
+use crate::settings::{ReportForm, Settings};
 use crate::store::Store;
 use crate::tiles::{self, Service, TileSet};
 use claims::Claims;
@@ -27,6 +27,8 @@ pub struct Context<'a> {
     pub settings: &'a Settings,
     pub sources: &'a dyn Store,
     pub derivatives: &'a dyn Store,
+    /// Where -report files go when not beside the derivatives (`-report-bucket-uri`).
+    pub reports: Option<&'a dyn Store>,
     pub claims: &'a Claims,
     pub budget: &'a Budget,
 }
@@ -127,9 +129,18 @@ pub fn process(ctx: &Context, planned: &PlannedSource) -> Outcome {
         plan = plan.without_copies_unless(codec::can_remux);
     }
 
+    let v8 = matches!(settings.report_form, ReportForm::V8 { .. });
+    // go-iiif v8 names files as URIs; the 2019 form as paths below the derivatives root.
+    let shown_path = |path: &str| match v8 {
+        true => format!("file:///{path}"),
+        false => path.to_string(),
+    };
     let mut report = SourceReport {
         origin: Some(uri.origin.clone()),
-        origin_uri: Some(uri.given.clone()),
+        origin_uri: Some(match v8 {
+            true => uri.v8_origin_uri(),
+            false => uri.given.clone(),
+        }),
         origin_fingerprint: Some(fingerprint.clone()),
         ..Default::default()
     };
@@ -195,7 +206,7 @@ pub fn process(ctx: &Context, planned: &PlannedSource) -> Outcome {
                 report
                     .dimensions
                     .insert(d.label.clone(), [d.resolved.output.0, d.resolved.output.1]);
-                report.uris.insert(d.label.clone(), d.path.clone());
+                report.uris.insert(d.label.clone(), shown_path(&d.path));
                 todo.push(i);
             }
             Err(claims::Owner(other)) => {
@@ -210,7 +221,17 @@ pub fn process(ctx: &Context, planned: &PlannedSource) -> Outcome {
     let report_key = settings
         .report_file
         .as_ref()
-        .map(|name| uri.report_key(name, &fingerprint))
+        .map(|name| match &settings.report_form {
+            ReportForm::Classic => uri.report_key(name, &fingerprint),
+            ReportForm::V8 { template, bucket } => {
+                let key = uri.report_key(&template.name(&uri.origin), &fingerprint);
+                match bucket {
+                    // As go-iiif: a report bucket holds the reports under their names alone.
+                    Some(_) => key.rsplit('/').next().unwrap_or_default().to_string(),
+                    None => key,
+                }
+            }
+        })
         .filter(|key| match ctx.claims.claim(key, &uri.given) {
             Ok(()) => true,
             Err(claims::Owner(other)) => {
@@ -221,6 +242,7 @@ pub fn process(ctx: &Context, planned: &PlannedSource) -> Outcome {
                 false
             }
         });
+    let report_store = ctx.reports.unwrap_or(ctx.derivatives);
     if settings.dry_run {
         return Outcome::done(report);
     }
@@ -229,18 +251,37 @@ pub fn process(ctx: &Context, planned: &PlannedSource) -> Outcome {
     let exists = |key: &str| ctx.derivatives.exists(key).unwrap_or(false);
     let mut tiles_todo = tile_set.is_some();
     if settings.skip_existing {
-        todo.retain(|&i| {
-            !exists(&plan.derivatives[i].path) || !canonical[i].iter().all(|k| exists(k))
-        });
-        // info.json is written last: when it is there, so is the whole set.
-        tiles_todo = tile_set
-            .as_ref()
-            .is_some_and(|set| !set.services.iter().all(|s| exists(&s.info_key())));
         previous = report_key
             .as_ref()
-            .and_then(|k| ctx.derivatives.read(k).ok())
-            .and_then(|b| serde_json::from_slice::<BTreeMap<String, SourceReport>>(&b).ok())
-            .and_then(|mut m| m.remove(&uri.given));
+            .and_then(|k| report_store.read(k).ok())
+            .and_then(|b| stored_report(&b, &uri.given));
+        // A master replaced under the same name: everything made from the old one is stale.
+        let stale = previous
+            .as_ref()
+            .is_some_and(|p| p.origin_fingerprint.as_deref() != Some(fingerprint.as_str()));
+        if stale {
+            previous = None;
+        } else {
+            // info.json is written last: when it is there, so is the whole set.
+            tiles_todo = tile_set
+                .as_ref()
+                .is_some_and(|set| !set.services.iter().all(|s| exists(&s.info_key())));
+            todo.retain(|&i| {
+                let d = &plan.derivatives[i];
+                let on_disk = match &previous {
+                    // The report vouches for what it lists, made from these very bytes.
+                    Some(p) if p.dimensions.get(&d.label) == Some(&d.resolved.output.into()) => {
+                        ctx.derivatives.exists(&d.path).unwrap_or(false)
+                    }
+                    // Without one, only a file of the dimensions this master makes is kept.
+                    _ => ctx.derivatives.read(&d.path).ok().is_some_and(|b| {
+                        codec::probe(&b, settings.max_output_pixels.max(settings.max_pixels))
+                            .is_ok_and(|p| has_dimensions(d, (p.width, p.height)))
+                    }),
+                };
+                !on_disk || !canonical[i].iter().all(|k| exists(k))
+            });
+        }
         let services_known = settings.config.services.is_empty() || previous.is_some();
         if todo.is_empty()
             && !tiles_todo
@@ -394,16 +435,42 @@ pub fn process(ctx: &Context, planned: &PlannedSource) -> Outcome {
         }
     }
     if let Some(key) = report_key {
-        write_report(ctx.derivatives, &key, uri, &mut report);
+        write_report(report_store, &key, uri, v8, &mut report);
     }
     Outcome::done(report)
 }
 
+/// A report read back for `-skip-existing`: the 2019 form (`{uri: report}`) or go-iiif v8's (the report alone).
+fn stored_report(bytes: &[u8], given: &str) -> Option<SourceReport> {
+    serde_json::from_slice::<BTreeMap<String, SourceReport>>(bytes)
+        .ok()
+        .and_then(|mut m| m.remove(given))
+        .or_else(|| {
+            serde_json::from_slice::<SourceReport>(bytes)
+                .ok()
+                .filter(|r| r.origin_fingerprint.is_some())
+        })
+}
+
+/// Does a file whose header says `stored` hold derivative `d`? A byte copy keeps the source's EXIF orientation,
+/// so its header may give the dimensions turned.
+fn has_dimensions(d: &plan::Derivative, stored: (u32, u32)) -> bool {
+    let (w, h) = d.resolved.output;
+    stored == (w, h) || (d.copy && stored == (h, w))
+}
+
 /// The source's own report file, written last, so a report on disk means every derivative it names is complete.
-fn write_report(out: &dyn Store, key: &str, uri: &SourceUri, report: &mut SourceReport) {
-    let mut one = BTreeMap::new();
-    one.insert(uri.given.clone(), &*report);
-    let json = crate::report::to_pretty_json(&one);
+/// go-iiif v8's form is the report object alone, compact, as go-iiif writes it.
+fn write_report(out: &dyn Store, key: &str, uri: &SourceUri, v8: bool, report: &mut SourceReport) {
+    let json = if v8 {
+        serde_json::to_value(&*report)
+            .map(|v| v.to_string())
+            .unwrap_or_default()
+    } else {
+        let mut one = BTreeMap::new();
+        one.insert(uri.given.clone(), &*report);
+        crate::report::to_pretty_json(&one)
+    };
     if let Err(e) = out.write(key, json.as_bytes()) {
         report
             .errors

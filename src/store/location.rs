@@ -209,6 +209,30 @@ pub fn parse_uri(
     Ok(location)
 }
 
+/// A `file://` URI's folder and its query parameters (Go Cloud's fileblob options such as `metadata=skip`), or
+/// `None` when `text` is not one. The path is percent-decoded; `file:///dir` and `file://dir` both name `/dir`
+/// and `dir` as written.
+pub fn file_uri(text: &str) -> Option<(PathBuf, Vec<String>)> {
+    let (scheme, rest) = text.split_once("://")?;
+    if !scheme.eq_ignore_ascii_case("file") {
+        return None;
+    }
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let path = percent_encoding::percent_decode_str(path)
+        .decode_utf8_lossy()
+        .into_owned();
+    let names = form_urlencoded::parse(query.as_bytes())
+        .map(|(k, _)| k.into_owned())
+        .collect();
+    Some((PathBuf::from(path), names))
+}
+
+/// fileblob's options that change nothing here: `metadata=skip` (no `.attrs` files, which are never written) and
+/// `create_dir` (folders are always made).
+pub fn is_harmless_file_option(name: &str) -> bool {
+    matches!(name, "metadata" | "create_dir")
+}
+
 /// go-iiif's credential labels that mean what this tool always does: take them from the environment (which
 /// includes the instance's role).
 pub fn is_environment_label(label: &str) -> bool {
@@ -296,6 +320,20 @@ mod tests {
             e.starts_with("images.source.uri \"s3://my bucket/x\""),
             "{e}"
         );
+    }
+
+    #[test]
+    fn file_uris_lose_their_query() {
+        assert_eq!(
+            file_uri("file:///srv/my%20images?metadata=skip&create_dir=true"),
+            Some((
+                PathBuf::from("/srv/my images"),
+                vec!["metadata".into(), "create_dir".into()]
+            ))
+        );
+        assert_eq!(file_uri("FILE:///a"), Some((PathBuf::from("/a"), vec![])));
+        assert_eq!(file_uri("s3://a/b"), None);
+        assert_eq!(file_uri("/a/b"), None);
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod deploy;
 mod extensions;
 mod formats;
 mod gcs;
+mod go_iiif_v8;
 mod hostile;
 mod limits;
 mod masters;
