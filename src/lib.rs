@@ -17,3 +17,4 @@ pub(crate) mod services;
 pub mod settings;
 pub(crate) mod source;
 pub mod store;
+pub mod watch;

@@ -199,7 +199,7 @@ pub fn run(
 }
 
 /// One source, with its log lines: one line for a source that failed as a whole, one per failed label otherwise.
-fn process_one(ctx: &Context, planned: &PlannedSource, log: &Log) -> SourceReport {
+pub(crate) fn process_one(ctx: &Context, planned: &PlannedSource, log: &Log) -> SourceReport {
     let outcome = source::process(ctx, planned);
     let report = outcome.report;
     if let Some(reason) = &report.skipped {

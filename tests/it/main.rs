@@ -19,3 +19,4 @@ mod reliability;
 mod resample;
 mod s3;
 mod scale;
+mod watch;
