@@ -85,7 +85,10 @@ fn hint(e: &notify::Error) -> &'static str {
 /// Refuse what makes no sense for a watch, before anything starts.
 pub fn check_args(args: &Args) -> Result<(), WatchError> {
     let conflicts = [
-        (!args.all_uris().is_empty(), "-uri (or a source after the flags)"),
+        (
+            !args.all_uris().is_empty(),
+            "-uri (or a source after the flags)",
+        ),
         (args.manifest.is_some(), "-manifest"),
         (args.s3_event.is_some(), "-s3-event"),
         (args.shard.is_some(), "-shard"),
@@ -232,7 +235,10 @@ pub fn run(
     let filter = Filter {
         root: root.clone(),
         recursive: !args.watch_flat,
-        excluded: crate::plan::excluded_prefix(&settings.config.source, &settings.config.derivatives),
+        excluded: crate::plan::excluded_prefix(
+            &settings.config.source,
+            &settings.config.derivatives,
+        ),
         state_file: state_path
             .parent()
             .and_then(|d| d.canonicalize().ok())
@@ -418,12 +424,14 @@ impl Watching<'_> {
             }
             let taken = &self.taken;
             let root = &self.filter.root;
-            let due = self.settle.due(Instant::now(), &|k| taken.contains(k), &|k| {
-                std::fs::metadata(root.join(k))
-                    .ok()
-                    .filter(|m| m.is_file())
-                    .map(|m| Stat::of(&m))
-            });
+            let due = self
+                .settle
+                .due(Instant::now(), &|k| taken.contains(k), &|k| {
+                    std::fs::metadata(root.join(k))
+                        .ok()
+                        .filter(|m| m.is_file())
+                        .map(|m| Stat::of(&m))
+                });
             for key in due {
                 self.taken.insert(key.clone());
                 self.ready.push_back(key);
@@ -436,9 +444,10 @@ impl Watching<'_> {
         let e = match e {
             Ok(e) => e,
             Err(e) => {
-                self.shared
-                    .log
-                    .line(&format!("watch: {e}{}; looking at every file again", hint(&e)));
+                self.shared.log.line(&format!(
+                    "watch: {e}{}; looking at every file again",
+                    hint(&e)
+                ));
                 return self.rescan("");
             }
         };
@@ -472,7 +481,9 @@ impl Watching<'_> {
             match seen {
                 None => self.gone(path),
                 // Data and close events are a file's own; the others may be a folder's.
-                Some(s @ (Seen::Written | Seen::Closed)) if !matches!(e.kind, EventKind::Modify(ModifyKind::Name(_))) => {
+                Some(s @ (Seen::Written | Seen::Closed))
+                    if !matches!(e.kind, EventKind::Modify(ModifyKind::Name(_))) =>
+                {
                     if let Some(key) = self.filter.key(path) {
                         self.settle.seen(&key, s, now);
                     }
@@ -529,7 +540,11 @@ impl Watching<'_> {
 }
 
 /// The source files below `dir_key`, with their sizes and times.
-fn scan(disk: &DiskStore, filter: &Filter, dir_key: &str) -> Result<Vec<(String, Stat)>, StoreError> {
+fn scan(
+    disk: &DiskStore,
+    filter: &Filter,
+    dir_key: &str,
+) -> Result<Vec<(String, Stat)>, StoreError> {
     let keys = disk.list(dir_key)?.unwrap_or_default();
     Ok(keys
         .into_iter()
@@ -587,7 +602,10 @@ fn take(shared: &Shared, key: &str) -> Taken {
         listed: true,
     };
     let one = ReadOnce {
-        key: planned.uri.as_ref().map_or(String::new(), |u| u.origin.clone()),
+        key: planned
+            .uri
+            .as_ref()
+            .map_or(String::new(), |u| u.origin.clone()),
         bytes: Mutex::new(bytes),
         disk: shared.disk,
     };
@@ -642,7 +660,10 @@ mod tests {
             recursive: false,
             ..f
         };
-        assert_eq!(flat.key(Path::new("/srv/drop/a.jpg")).as_deref(), Some("a.jpg"));
+        assert_eq!(
+            flat.key(Path::new("/srv/drop/a.jpg")).as_deref(),
+            Some("a.jpg")
+        );
         assert_eq!(flat.key(Path::new("/srv/drop/x/a.jpg")), None);
     }
 }

@@ -169,7 +169,7 @@ fn make(puts: &Puts, key: &str, i: usize) -> Vec<u8> {
 }
 
 #[test]
-fn each_version_is_processed_once_from_whole_files_through_copies_bursts_replacements_and_a_restart() {
+fn each_version_once_and_whole_through_slow_copies_a_burst_replacements_and_a_restart() {
     let s = Setup::new(CONFIG, INSTRUCTIONS, &[]);
     let src = s.path("src");
     let puts: Puts = Arc::default();
@@ -256,7 +256,12 @@ fn each_version_is_processed_once_from_whole_files_through_copies_bursts_replace
     // One file replaced, slowly and in place, while watched.
     let replaced_live = "slow/s012.png";
     let bytes = make(&puts, replaced_live, 1012);
-    write_slowly(&src.join(replaced_live), &bytes, 4, Duration::from_millis(60));
+    write_slowly(
+        &src.join(replaced_live),
+        &bytes,
+        4,
+        Duration::from_millis(60),
+    );
 
     let puts = puts.lock().unwrap().clone();
     assert_eq!(puts.len(), 202, "200 files and 2 replacements");
@@ -354,7 +359,11 @@ fn a_watch_refuses_named_sources_and_lambda_points_to_its_binary() {
     );
     let out = s.run(&["-mode", "lambda"]);
     assert_exit(&out, 2);
-    assert!(stderr(&out).contains("iiif-process-aws lambda"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("iiif-process-aws lambda"),
+        "{}",
+        stderr(&out)
+    );
     let out = s.run(&["-mode", "server"]);
     assert_exit(&out, 2);
 }
