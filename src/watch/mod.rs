@@ -36,6 +36,11 @@ pub const STATE_NAME: &str = ".iiif-process-watch.jsonl";
 /// reports an overflow, answered with a full scan) takes the rest.
 const EVENT_QUEUE: usize = 4096;
 
+/// When a new folder is listed again, and how many such folders are remembered at once (beyond that, a
+/// burst of new folders is left to the first listing).
+const RELIST_AFTER: Duration = Duration::from_millis(500);
+const RELIST_MAX: usize = 10_000;
+
 /// The longest the watching thread sleeps: how soon a signal is noticed.
 const TICK: Duration = Duration::from_millis(100);
 
@@ -323,6 +328,7 @@ pub fn run(
         shared: &shared,
         taken: HashSet::new(),
         ready: VecDeque::new(),
+        relist: Vec::new(),
     };
     let mut stopped = None;
     std::thread::scope(|scope| {
@@ -376,6 +382,9 @@ struct Watching<'a> {
     taken: HashSet<String>,
     /// Complete files waiting for a place in the workers' queue.
     ready: VecDeque<String>,
+    /// Folders to list once more, and when: the watcher adds a new folder's watch only after reporting it, so
+    /// a file made in it at once may have no event of its own.
+    relist: Vec<(String, Instant)>,
 }
 
 impl Watching<'_> {
@@ -421,6 +430,13 @@ impl Watching<'_> {
             }
             while let Ok(e) = events.try_recv() {
                 self.event(e);
+            }
+            let now = Instant::now();
+            let (relist, later): (Vec<_>, Vec<_>) =
+                self.relist.drain(..).partition(|(_, at)| *at <= now);
+            self.relist = later;
+            for (dir, _) in relist {
+                self.rescan(&dir);
             }
             let taken = &self.taken;
             let root = &self.filter.root;
@@ -500,6 +516,9 @@ impl Watching<'_> {
             if self.filter.recursive {
                 if let Some(key) = self.filter.key(path) {
                     self.rescan(&key);
+                    if self.relist.len() < RELIST_MAX {
+                        self.relist.push((key, now + RELIST_AFTER));
+                    }
                 }
             }
         } else if let Some(key) = self.filter.key(path) {
