@@ -222,7 +222,41 @@ pub struct Args {
     /// Print the completion script of SHELL (bash, zsh, fish, elvish, powershell) on stdout and exit
     #[arg(long, value_name = "SHELL", exclusive = true)]
     pub completions: Option<clap_complete::Shell>,
+    /// cli: process the sources given and exit; fsnotify: watch the config's source folder and process each
+    /// image put there once it is completely written, until SIGINT or SIGTERM; lambda: see iiif-process-aws
+    #[arg(long, value_enum, value_name = "MODE", default_value = "cli")]
+    pub mode: Mode,
+
+    /// -mode fsnotify: watch only the source folder itself, not the folders below it
+    #[arg(long)]
+    pub watch_flat: bool,
+
+    /// -mode fsnotify: how long a file's size and time must stay unchanged before it is taken, where no close
+    /// of its writer is reported (files found at startup; systems other than Linux), e.g. 2s, 500ms
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_positive_duration)]
+    pub watch_settle: Duration,
+
+    /// -mode fsnotify: the file recording which versions were processed, so a restart takes only what is new
+    /// (default: .iiif-process-watch.jsonl in the source folder)
+    #[arg(long, value_name = "FILE")]
+    pub watch_state: Option<PathBuf>,
 }
+
+/// What the process does: one batch, or a watched folder. The Lambda function is its own binary.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Cli,
+    Fsnotify,
+    Lambda,
+}
+
+/// `-mode lambda` asked of this binary.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "-mode lambda: the AWS Lambda function is `iiif-process-aws lambda`, a separate binary of this workspace \
+     (crates/iiif-process-aws); this binary runs -mode cli and -mode fsnotify"
+)]
+pub struct LambdaElsewhere;
 
 impl Args {
     /// All source URIs in the order given: -uri values, then positional ones.

@@ -18,3 +18,4 @@ pub mod settings;
 pub(crate) mod source;
 pub mod store;
 pub mod tiles;
+pub mod watch;

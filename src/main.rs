@@ -1,6 +1,6 @@
 //! The thin binary: arguments, settings, stores, plan, run, report; the outcome becomes the exit status.
 
-use iiif_process::{cli, plan::Plan, report, run, settings::Settings, store};
+use iiif_process::{cli, plan::Plan, report, run, settings::Settings, store, watch};
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -21,6 +21,9 @@ fn main() -> ExitCode {
         eprintln!("iiif-process: {e}");
         ExitCode::from(2)
     };
+    if args.mode == cli::Mode::Lambda {
+        return fail(&cli::LambdaElsewhere);
+    }
     let settings = match Settings::from_args(&args) {
         Ok(s) => s,
         Err(e) => return fail(&e),
@@ -39,6 +42,19 @@ fn main() -> ExitCode {
         },
         None => None,
     };
+    if args.mode == cli::Mode::Fsnotify {
+        let stop = run::stop_on_signals();
+        // A watch has no end to print one object at: a line per source as each finishes, whatever -report-format.
+        let emit = |uri: &str, r: &report::SourceReport| {
+            let line = report::json_line(uri, r);
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+        };
+        return match watch::run(&args, &settings, derivatives.as_ref(), reports.as_deref(), &stop, &emit) {
+            Ok(code) => ExitCode::from(code),
+            Err(e) => fail(&e),
+        };
+    }
     let plan = match Plan::build(&args, &settings, sources.as_ref()) {
         Ok(p) => p,
         Err(e) => return fail(&e),

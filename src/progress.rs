@@ -40,6 +40,18 @@ impl Log {
         }
     }
 
+    /// Log lines only, for a run whose number of sources is not known in advance (a watch).
+    pub fn lines_only(settings: &Settings) -> Log {
+        Log {
+            quiet: settings.quiet,
+            bar: None,
+            plain: None,
+            done: Default::default(),
+            derivatives: Default::default(),
+            failures: Default::default(),
+        }
+    }
+
     pub fn line(&self, msg: &str) {
         if self.quiet {
             return;

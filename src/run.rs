@@ -206,7 +206,7 @@ pub fn run(
 }
 
 /// One source, with its log lines: one line for a source that failed as a whole, one per failed label otherwise.
-fn process_one(ctx: &Context, planned: &PlannedSource, log: &Log) -> SourceReport {
+pub(crate) fn process_one(ctx: &Context, planned: &PlannedSource, log: &Log) -> SourceReport {
     let verbose = ctx.settings.verbose && !ctx.settings.quiet;
     if verbose {
         log.line(&format!("{}: processing", planned.given));

@@ -241,7 +241,7 @@ fn inside_source_root(mut uri: SourceUri, source: &Location) -> Result<SourceUri
 
 /// The derivatives' key prefix relative to the source root, when the derivatives lie strictly inside it: a listing
 /// of the sources must not take last run's derivatives for new masters.
-fn excluded_prefix(source: &Location, derivatives: &Location) -> Option<String> {
+pub(crate) fn excluded_prefix(source: &Location, derivatives: &Location) -> Option<String> {
     match (source, derivatives) {
         (Location::Disk(s), Location::Disk(d)) => {
             let canon = |p: &PathBuf| p.canonicalize().unwrap_or_else(|_| p.clone());

@@ -24,3 +24,4 @@ mod resample;
 mod s3;
 mod scale;
 mod tiles;
+mod watch;
