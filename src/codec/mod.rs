@@ -142,6 +142,10 @@ pub fn sniff(bytes: &[u8]) -> Result<Format, CodecError> {
     if jp2::sniff(bytes) {
         return Ok(Format::Jp2);
     }
+    // BigTIFF (version 43): `image` does not know its signature, but its TIFF decoder reads it.
+    if bytes.starts_with(b"II\x2B\0") || bytes.starts_with(b"MM\0\x2B") {
+        return Ok(Format::Tiff);
+    }
     match image::guess_format(bytes) {
         Ok(ImageFormat::Jpeg) => Ok(Format::Jpeg),
         Ok(ImageFormat::Png) => Ok(Format::Png),
