@@ -92,6 +92,8 @@ pub struct Settings {
     pub jobs: usize,
     /// `-report`: the file name each source's report is written under.
     pub report_file: Option<String>,
+    /// `-report-html`: an index.html beside each report file.
+    pub report_html: bool,
     pub quiet: bool,
     pub jsonl: bool,
     pub progress: bool,
@@ -185,7 +187,8 @@ impl Settings {
             webp_quality,
             colour,
             jobs: args.jobs.map_or(cores, |j| j as usize).max(1),
-            report_file: args.report.then(|| args.report_name.clone()),
+            report_file: (args.report || args.report_html).then(|| args.report_name.clone()),
+            report_html: args.report_html,
             quiet: args.quiet,
             jsonl: args.report_format == "jsonl",
             progress: args.progress || std::io::IsTerminal::is_terminal(&std::io::stderr()),

@@ -273,8 +273,29 @@ pub fn process(ctx: &Context, planned: &PlannedSource) -> Outcome {
     }
     if let Some(key) = report_key {
         write_report(ctx.derivatives, &key, uri, &mut report);
+        if settings.report_html {
+            write_report_html(ctx, &key, uri, &mut report);
+        }
     }
     Outcome::done(report)
+}
+
+/// `-report-html`'s page beside the report. Sources whose reports share a folder (rewrite targets) would share
+/// its index.html: the first keeps it, and the others say so in their warnings.
+fn write_report_html(ctx: &Context, report_key: &str, uri: &SourceUri, report: &mut SourceReport) {
+    let key = crate::report_html::index_key(report_key);
+    if let Err(claims::Owner(other)) = ctx.claims.claim(&key, &uri.given) {
+        report.warnings.push(format!(
+            "{key} shows {other:?} in this run; not overwritten"
+        ));
+        return;
+    }
+    let page = crate::report_html::render(&uri.given, report, &key);
+    if let Err(e) = ctx.derivatives.write(&key, page.as_bytes()) {
+        report
+            .errors
+            .insert("report-html".into(), format!("cannot write {key}: {e}"));
+    }
 }
 
 /// The source's own report file, written last, so a report on disk means every derivative it names is complete.

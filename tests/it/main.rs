@@ -14,6 +14,7 @@ mod hostile;
 mod limits;
 mod messages;
 mod naming;
+mod palette;
 mod process;
 mod reliability;
 mod resample;
