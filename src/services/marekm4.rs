@@ -26,8 +26,8 @@ pub fn colours(img: &RgbImage, limit: usize) -> Vec<[u8; 3]> {
             let b = &mut buckets[usize::from(p[0] >> 7) << 2
                 | usize::from(p[1] >> 7) << 1
                 | usize::from(p[2] >> 7)];
-            for c in 0..3 {
-                b[c] += f64::from(p[c]);
+            for (sum, v) in b.iter_mut().zip(p) {
+                *sum += f64::from(v);
             }
             b[3] += 1.0;
             total += 1.0;

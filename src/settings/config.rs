@@ -234,6 +234,7 @@ const USED_KEYS: &[&str] = &[
     "blurhash",
     "palette_service",
     "blurhash_service",
+    "imagehash",
     "imagehash_service",
 ];
 
@@ -298,11 +299,12 @@ impl Config {
             .map(|s| service_name(&s).ok_or_else(|| invalid(ConfigProblem::UnknownService(s))))
             .collect::<Result<Vec<_>, _>>()?;
         // As go-iiif, a palette section is only looked at when the service runs.
-        let palette = match palette_settings(raw.palette_service.or(raw.palette).unwrap_or_default()) {
-            Ok(p) => p,
-            Err(e) if services.iter().any(|s| s == "palette") => return Err(invalid(e)),
-            Err(_) => palette_settings(RawPalette::default()).map_err(invalid)?,
-        };
+        let palette =
+            match palette_settings(raw.palette_service.or(raw.palette).unwrap_or_default()) {
+                Ok(p) => p,
+                Err(e) if services.iter().any(|s| s == "palette") => return Err(invalid(e)),
+                Err(_) => palette_settings(RawPalette::default()).map_err(invalid)?,
+            };
         // go-iiif's bundled defaults: 8x8 components on an image fitted within 200 px.
         let b = raw.blurhash_service.or(raw.blurhash).unwrap_or_default();
         let blurhash = BlurhashSettings {
@@ -387,10 +389,18 @@ fn palette_settings(p: RawPalette) -> Result<PaletteSettings, ConfigProblem> {
         extruders.push((extruder, e.count.unwrap_or(5).clamp(1, 64)));
     }
     // go-iiif keeps one count per extruder kind, the last one configured.
-    for i in 0..extruders.len() {
-        if let Some(&(_, last)) = extruders.iter().rev().find(|(e, _)| *e == extruders[i].0) {
-            extruders[i].1 = last;
-        }
+    let last: Vec<usize> = extruders
+        .iter()
+        .map(|(e, count)| {
+            extruders
+                .iter()
+                .rev()
+                .find(|(x, _)| x == e)
+                .map_or(*count, |&(_, c)| c)
+        })
+        .collect();
+    for (e, count) in extruders.iter_mut().zip(last) {
+        e.1 = count;
     }
     if extruders.is_empty() {
         extruders.push((Extruder::Vibrant, 5));
@@ -804,7 +814,11 @@ mod tests {
         );
         assert_eq!(
             c.palette.palettes,
-            [NamedPalette::Crayola, NamedPalette::Css3, NamedPalette::Css4]
+            [
+                NamedPalette::Crayola,
+                NamedPalette::Css3,
+                NamedPalette::Css4
+            ]
         );
         assert!(c.ignored_keys.is_empty(), "{:?}", c.ignored_keys);
         // go-iiif keys counts by extruder: the same extruder twice runs twice, both with the last count.
@@ -822,7 +836,10 @@ mod tests {
     fn bad_palette_sections_fail_only_when_the_service_runs() {
         let bad = [
             (r#"{"extruders": [{"uri": "hex://"}]}"#, "extruder \"hex\""),
-            (r#"{"palettes": [{"uri": "pantone://"}]}"#, "palette \"pantone\""),
+            (
+                r#"{"palettes": [{"uri": "pantone://"}]}"#,
+                "palette \"pantone\"",
+            ),
             (r#"{"grid": {"uri": "manhattan://"}}"#, "grid \"manhattan\""),
         ];
         for (section, want) in bad {
