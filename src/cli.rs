@@ -79,6 +79,11 @@ pub struct Args {
     #[arg(long)]
     pub report: bool,
 
+    /// Also write an index.html beside each -report file showing the derivatives, palette and blurhash
+    /// (implies -report)
+    #[arg(long)]
+    pub report_html: bool,
+
     /// File name of the -report file
     #[arg(long, value_name = "NAME", default_value = "process.json")]
     pub report_name: String,

@@ -12,6 +12,7 @@ pub(crate) mod pipeline;
 pub mod plan;
 pub(crate) mod progress;
 pub mod report;
+pub(crate) mod report_html;
 pub mod run;
 pub(crate) mod services;
 pub mod settings;

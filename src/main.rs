@@ -50,7 +50,14 @@ fn main() -> ExitCode {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{line}").and_then(|()| out.flush());
         };
-        return match watch::run(&args, &settings, derivatives.as_ref(), reports.as_deref(), &stop, &emit) {
+        return match watch::run(
+            &args,
+            &settings,
+            derivatives.as_ref(),
+            reports.as_deref(),
+            &stop,
+            &emit,
+        ) {
             Ok(code) => ExitCode::from(code),
             Err(e) => fail(&e),
         };

@@ -4,7 +4,9 @@
 pub mod blurhash;
 mod colour_names;
 pub mod imagehash;
+mod marekm4;
 pub mod palette;
+mod quant;
 
 use crate::pipeline;
 use crate::report::SourceReport;
@@ -18,14 +20,8 @@ pub fn describe(config: &Config, analysis: Option<&RgbImage>, report: &mut Sourc
     let enabled = |s: &str| config.services.iter().any(|x| x == s);
     let Some(small) = analysis else { return };
     if enabled("palette") {
-        use palette::{vibrant_with_palettes, NamedPalette};
         let p = &config.palette;
-        let palettes: Vec<NamedPalette> = p
-            .names
-            .iter()
-            .filter_map(|n| NamedPalette::from_name(n))
-            .collect();
-        let mut swatches = vibrant_with_palettes(small, p.count, &palettes);
+        let mut swatches = palette::extract(small, &p.extruders, &p.palettes);
         if p.grid == "euclidian" {
             // A swatch is named after the nearest colour of the first named palette; `closest` keeps them all.
             for s in &mut swatches {

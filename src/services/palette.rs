@@ -1,34 +1,96 @@
-//! go-iiif's palette service: the `vibrant` extruder (go-colours over RobCherry/vibrant, a port of Android's
-//! Palette), with each swatch's nearest colour of one or more named palettes (crayola, css4) under a euclidian
-//! grid.
+//! go-iiif's palette service: go-colours 0.12's extruders (`vibrant`, a port of Android's Palette over
+//! RobCherry/vibrant; `marekm4`; `quant`, soniakeys' mean cut), each swatch with its nearest colour of each named
+//! palette (crayola, css3, css4) on the euclidian grid.
 //!
 //! As go-iiif prints them, a swatch's `name` and `hex` are both its own hex and `reference` is the extruder
-//! ("vibrant"); the palette names live in `closest`, one entry per configured palette, each
-//! `{"name", "hex", "reference": "<palette>"}`.
+//! ("vibrant", "marekm4", "quant"); the palette names live in `closest`, one entry per configured palette, each
+//! `{"name", "hex", "reference": "<palette>"}`. With several extruders, their swatches follow one another in the
+//! configured order.
 //!
-//! This is go-iiif v8's selection (go-colours 0.12): the quantiser's boxes themselves ([`vibrant`]). go-iiif up
-//! to v7 chose Android Palette's six targets instead; no setting asks for that, so it is not here.
+//! This is go-iiif v8's vibrant selection (go-colours 0.12): the quantiser's boxes themselves ([`vibrant`]).
+//! go-iiif up to v7 chose Android Palette's six targets instead; no setting asks for that, so it is not here.
 
-use super::colour_names::{CRAYOLA, CSS4};
+use super::colour_names::{CRAYOLA, CSS3, CSS4};
+use super::{marekm4, quant};
 pub use crate::report::Swatch;
 use image::RgbImage;
 use std::borrow::Cow;
+
+/// A go-colours extruder: how colours are drawn from the pixels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Extruder {
+    Vibrant,
+    Marekm4,
+    Quant,
+}
+
+impl Extruder {
+    /// The extruder for a name as go-iiif configures it: `vibrant` (v6/v7 `extruder.name`) or `vibrant://` (v8
+    /// `extruders[].uri`), likewise `marekm4`, `quant`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        let name = name.trim();
+        let name = name.strip_suffix("://").unwrap_or(name);
+        match name.to_ascii_lowercase().as_str() {
+            "vibrant" => Some(Self::Vibrant),
+            "marekm4" => Some(Self::Marekm4),
+            "quant" => Some(Self::Quant),
+            _ => None,
+        }
+    }
+
+    /// The `reference` go-colours gives this extruder's swatches.
+    pub fn reference(self) -> &'static str {
+        match self {
+            Self::Vibrant => "vibrant",
+            Self::Marekm4 => "marekm4",
+            Self::Quant => "quant",
+        }
+    }
+
+    /// Up to `count` colours of `img`, in this extruder's order.
+    fn colours(self, img: &RgbImage, count: usize) -> Vec<[u8; 3]> {
+        match self {
+            Self::Vibrant => vibrant_colours(img, count),
+            Self::Marekm4 => marekm4::colours(img, count),
+            Self::Quant => quant::colours(img, count),
+        }
+    }
+}
+
+/// Every configured extruder's swatches, one extruder after another, each with the nearest colour of every
+/// palette in `closest`.
+pub fn extract(
+    img: &RgbImage,
+    extruders: &[(Extruder, usize)],
+    palettes: &[NamedPalette],
+) -> Vec<Swatch> {
+    extruders
+        .iter()
+        .flat_map(|&(e, count)| {
+            e.colours(img, count)
+                .into_iter()
+                .map(move |rgb| swatch(rgb, e.reference(), palettes))
+        })
+        .collect()
+}
 
 /// A named colour list for naming swatches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NamedPalette {
     Crayola,
+    Css3,
     Css4,
 }
 
 impl NamedPalette {
-    /// The palette for a name as go-iiif configures it: `crayola`, `css4`, or their URI forms `crayola://`,
-    /// `css4://` (v8's `palette_service.palettes[].uri`).
+    /// The palette for a name as go-iiif configures it: `crayola`, `css3`, `css4`, or their URI forms
+    /// `crayola://`, … (v8's `palette_service.palettes[].uri`).
     pub fn from_name(name: &str) -> Option<Self> {
         let name = name.trim();
         let name = name.strip_suffix("://").unwrap_or(name);
         match name.to_ascii_lowercase().as_str() {
             "crayola" => Some(Self::Crayola),
+            "css3" => Some(Self::Css3),
             "css4" => Some(Self::Css4),
             _ => None,
         }
@@ -38,6 +100,7 @@ impl NamedPalette {
     pub fn reference(self) -> &'static str {
         match self {
             Self::Crayola => "crayola",
+            Self::Css3 => "css3",
             Self::Css4 => "css4",
         }
     }
@@ -45,6 +108,7 @@ impl NamedPalette {
     fn colours(self) -> &'static [(&'static str, &'static str)] {
         match self {
             Self::Crayola => CRAYOLA,
+            Self::Css3 => CSS3,
             Self::Css4 => CSS4,
         }
     }
@@ -82,31 +146,35 @@ pub fn vibrant(img: &RgbImage, count: usize, names: Option<NamedPalette>) -> Vec
     vibrant_with_palettes(img, count, names.as_slice())
 }
 
-/// [`vibrant`] with any number of palettes (go-iiif's default configures crayola then css4).
-///
-/// go-colours 0.12 asks the quantiser for `count` colours and reports every box it returns, largest colour
-/// volume first. Any image size is accepted: larger than 320x320 in area, it is first scaled down exactly as
-/// vibrant does, so handing over the full source reproduces go-iiif most closely.
+/// [`vibrant`] with any number of palettes.
+#[cfg(test)]
 pub fn vibrant_with_palettes(
     img: &RgbImage,
     count: usize,
     palettes: &[NamedPalette],
 ) -> Vec<Swatch> {
+    extract(img, &[(Extruder::Vibrant, count)], palettes)
+}
+
+/// go-colours 0.12 asks the quantiser for `count` colours and reports every box it returns, largest colour
+/// volume first. Any image size is accepted: larger than 320x320 in area, it is first scaled down exactly as
+/// vibrant does, so handing over the full source reproduces go-iiif most closely.
+fn vibrant_colours(img: &RgbImage, count: usize) -> Vec<[u8; 3]> {
     let max = u32::try_from(count).unwrap_or(u32::MAX);
     let scaled = scale_down(img);
     quantize(&scaled, max)
         .into_iter()
         .take(count)
-        .map(|q| swatch(q.rgb, palettes))
+        .map(|q| q.rgb)
         .collect()
 }
 
-fn swatch(rgb: [u8; 3], palettes: &[NamedPalette]) -> Swatch {
+fn swatch(rgb: [u8; 3], reference: &str, palettes: &[NamedPalette]) -> Swatch {
     let hex = format!("#{:02x}{:02x}{:02x}", rgb[0], rgb[1], rgb[2]);
     Swatch {
         name: hex.clone(),
         hex,
-        reference: "vibrant".to_string(),
+        reference: reference.to_string(),
         closest: palettes.iter().map(|p| p.closest(rgb)).collect(),
     }
 }
@@ -488,8 +556,10 @@ mod tests {
             Some(NamedPalette::Crayola)
         );
         assert_eq!(NamedPalette::from_name("css4://"), Some(NamedPalette::Css4));
-        assert_eq!(NamedPalette::from_name("css3"), None);
+        assert_eq!(NamedPalette::from_name("CSS3"), Some(NamedPalette::Css3));
+        assert_eq!(NamedPalette::from_name("css5"), None);
         assert_eq!(CRAYOLA.len(), 149);
+        assert_eq!(CSS3.len(), 138);
         assert_eq!(CSS4.len(), 139);
     }
 

@@ -5,6 +5,7 @@
 use crate::codec::colour::{ColourMode, UnknownColourMode};
 use crate::codec::{MetadataMode, UnknownMetadataMode};
 use crate::codec::{WebpQuality, WebpQualityError};
+use crate::services::palette::{Extruder, NamedPalette};
 use crate::store::location::{
     check_bucket, clean_prefix, file_uri, is_environment_label, is_harmless_file_option,
     join_prefix, parse_uri,
@@ -52,10 +53,12 @@ pub enum ConfigProblem {
         "profile.services.enable: unknown service {0:?} (known: palette, blurhash, imagehash)"
     )]
     UnknownService(String),
-    #[error("palette extruder {0:?} is not supported (supported: vibrant)")]
+    #[error("palette extruder {0:?} is not supported (supported: vibrant, marekm4, quant)")]
     Extruder(String),
-    #[error("palette.palettes: unknown palette {0:?} (supported: crayola, css4)")]
+    #[error("palette.palettes: unknown palette {0:?} (supported: crayola, css3, css4)")]
     Palette(String),
+    #[error("palette.grid {0:?} is not supported (supported: euclidian)")]
+    Grid(String),
     #[error("{key}: missing path")]
     MissingPath { key: &'static str },
     #[error(
@@ -79,9 +82,10 @@ pub enum ConfigProblem {
 /// Settings for go-iiif's palette service.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PaletteSettings {
-    pub count: usize,
-    /// Named palettes for swatch names (`crayola`, `css4`), used when the grid is euclidian.
-    pub names: Vec<String>,
+    /// Each extruder with the number of colours asked of it, in configuration order.
+    pub(crate) extruders: Vec<(Extruder, usize)>,
+    /// Named palettes for each swatch's `closest` colours, in configuration order.
+    pub(crate) palettes: Vec<NamedPalette>,
     pub grid: String,
 }
 
@@ -234,7 +238,9 @@ struct RawNamed {
 impl RawNamed {
     fn name(&self) -> String {
         let n = self.name.as_deref().or(self.uri.as_deref()).unwrap_or("");
-        n.trim_end_matches("://").to_ascii_lowercase()
+        // go-colours looks a URI up by its scheme alone.
+        let n = n.split_once("://").map_or(n, |(scheme, _)| scheme);
+        n.trim().to_ascii_lowercase()
     }
 }
 
@@ -255,6 +261,8 @@ const USED_KEYS: &[&str] = &[
     "blurhash",
     "palette_service",
     "blurhash_service",
+    "imagehash",
+    "imagehash_service",
 ];
 
 impl Config {
@@ -329,35 +337,17 @@ impl Config {
             .profile
             .and_then(|p| p.services)
             .map(|s| s.enable)
-            .unwrap_or_default();
-        for s in &services {
-            if !["palette", "blurhash", "imagehash"].contains(&s.as_str()) {
-                return Err(invalid(ConfigProblem::UnknownService(s.clone())));
-            }
-        }
-
-        let p = raw.palette_service.or(raw.palette).unwrap_or_default();
-        let extruder = p
-            .extruder
-            .or_else(|| p.extruders.into_iter().next())
-            .unwrap_or_default();
-        let extruder_name = extruder.name();
-        if !extruder_name.is_empty() && extruder_name != "vibrant" {
-            return Err(invalid(ConfigProblem::Extruder(extruder_name)));
-        }
-        let palette = PaletteSettings {
-            count: extruder.count.unwrap_or(5).clamp(1, 64),
-            names: p.palettes.iter().map(RawNamed::name).collect(),
-            grid: p
-                .grid
-                .map(|g| g.name())
-                .unwrap_or_else(|| "euclidian".into()),
-        };
-        for n in &palette.names {
-            if n != "crayola" && n != "css4" {
-                return Err(invalid(ConfigProblem::Palette(n.clone())));
-            }
-        }
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| service_name(&s).ok_or_else(|| invalid(ConfigProblem::UnknownService(s))))
+            .collect::<Result<Vec<_>, _>>()?;
+        // As go-iiif, a palette section is only looked at when the service runs.
+        let palette =
+            match palette_settings(raw.palette_service.or(raw.palette).unwrap_or_default()) {
+                Ok(p) => p,
+                Err(e) if services.iter().any(|s| s == "palette") => return Err(invalid(e)),
+                Err(_) => palette_settings(RawPalette::default()).map_err(invalid)?,
+            };
         // go-iiif's bundled defaults: 8x8 components on an image fitted within 200 px.
         let b = raw.blurhash_service.or(raw.blurhash).unwrap_or_default();
         let blurhash = BlurhashSettings {
@@ -469,6 +459,70 @@ impl Overrides {
             }
         }
     }
+}
+
+/// A service as `profile.services.enable` names it: `palette`, `blurhash`, `imagehash`, also as go-iiif v8's
+/// documented example config writes them (`palette_service`, …, which go-iiif itself then fails to find).
+fn service_name(name: &str) -> Option<String> {
+    let name = name.trim();
+    let name = name.strip_suffix("_service").unwrap_or(name);
+    ["palette", "blurhash", "imagehash"]
+        .contains(&name)
+        .then(|| name.to_string())
+}
+
+/// v6/v7 `palette` (`extruder`, `grid`, `palettes` by `name`) or v8 `palette_service` (`extruders`, by `uri`).
+fn palette_settings(p: RawPalette) -> Result<PaletteSettings, ConfigProblem> {
+    let named: Vec<RawNamed> = p.extruder.into_iter().chain(p.extruders).collect();
+    let mut extruders = Vec::with_capacity(named.len());
+    for e in &named {
+        let name = e.name();
+        let extruder = if name.is_empty() {
+            Extruder::Vibrant
+        } else {
+            Extruder::from_name(&name).ok_or(ConfigProblem::Extruder(name))?
+        };
+        // Up to 64 colours: more would not be a palette, and quant's clusters are allocated up front.
+        extruders.push((extruder, e.count.unwrap_or(5).clamp(1, 64)));
+    }
+    // go-iiif keeps one count per extruder kind, the last one configured.
+    let last: Vec<usize> = extruders
+        .iter()
+        .map(|(e, count)| {
+            extruders
+                .iter()
+                .rev()
+                .find(|(x, _)| x == e)
+                .map_or(*count, |&(_, c)| c)
+        })
+        .collect();
+    for (e, count) in extruders.iter_mut().zip(last) {
+        e.1 = count;
+    }
+    if extruders.is_empty() {
+        extruders.push((Extruder::Vibrant, 5));
+    }
+    let palettes = p
+        .palettes
+        .iter()
+        .map(|n| {
+            let name = n.name();
+            NamedPalette::from_name(&name).ok_or(ConfigProblem::Palette(name))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let grid = p
+        .grid
+        .map(|g| g.name())
+        .filter(|g| !g.is_empty())
+        .unwrap_or_else(|| "euclidian".into());
+    if grid != "euclidian" {
+        return Err(ConfigProblem::Grid(grid));
+    }
+    Ok(PaletteSettings {
+        extruders,
+        palettes,
+        grid,
+    })
 }
 
 /// go-iiif writes features as `{param: {name: {syntax, supported, ...}}}` or `{param: [name, ...]}`.
@@ -646,7 +700,11 @@ mod tests {
         assert!(c.extension_enabled("quality", "dither"));
         assert!(!c.extension_enabled("quality", "crisp"));
         assert!(c.is_disabled("format", "webp"));
-        assert_eq!(c.palette.names, ["crayola", "css4"]);
+        assert_eq!(
+            c.palette.palettes,
+            [NamedPalette::Crayola, NamedPalette::Css4]
+        );
+        assert_eq!(c.palette.extruders, [(Extruder::Vibrant, 5)]);
         assert_eq!(c.ignored_keys, ["graphics", "level", "images.cache"]);
     }
 
@@ -832,8 +890,8 @@ mod tests {
                  "palettes": [{"uri": "css4://"}]}, "blurhash_service": {"x": 4, "y": 3, "size": 32}}"#,
         );
         let c = parse(&text).unwrap();
-        assert_eq!(c.palette.count, 7);
-        assert_eq!(c.palette.names, ["css4"]);
+        assert_eq!(c.palette.extruders, [(Extruder::Vibrant, 7)]);
+        assert_eq!(c.palette.palettes, [NamedPalette::Css4]);
         assert_eq!(
             c.blurhash,
             BlurhashSettings {
@@ -842,6 +900,80 @@ mod tests {
                 size: 32
             }
         );
+    }
+
+    /// MIN with `extra` top-level keys.
+    fn with_keys(extra: &str) -> Result<Config, ConfigError> {
+        parse(&MIN.replace("}}}", &format!("}}}}, {extra}}}")))
+    }
+
+    #[test]
+    fn go_iiif_v8_extruders_palettes_and_service_names() {
+        let c = with_keys(
+            r#""profile": {"services": {"enable": ["palette_service", "blurhash_service", "imagehash_service"]}},
+               "palette_service": {"extruders": [{"uri": "vibrant://", "count": 5}, {"uri": "marekm4://", "count": 3},
+                                                 {"uri": "quant://?x=1", "count": 500}],
+                                   "grid": {"uri": "euclidian://"},
+                                   "palettes": [{"uri": "crayola://"}, {"uri": "css3://"}, {"uri": "css4://"}]},
+               "imagehash_service": {}"#,
+        )
+        .unwrap();
+        assert_eq!(c.services, ["palette", "blurhash", "imagehash"]);
+        assert_eq!(
+            c.palette.extruders,
+            [
+                (Extruder::Vibrant, 5),
+                (Extruder::Marekm4, 3),
+                (Extruder::Quant, 64)
+            ]
+        );
+        assert_eq!(
+            c.palette.palettes,
+            [
+                NamedPalette::Crayola,
+                NamedPalette::Css3,
+                NamedPalette::Css4
+            ]
+        );
+        assert!(c.ignored_keys.is_empty(), "{:?}", c.ignored_keys);
+        // go-iiif keys counts by extruder: the same extruder twice runs twice, both with the last count.
+        let c = with_keys(
+            r#""palette_service": {"extruders": [{"uri": "quant://", "count": 2}, {"uri": "quant://", "count": 7}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.palette.extruders,
+            [(Extruder::Quant, 7), (Extruder::Quant, 7)]
+        );
+    }
+
+    #[test]
+    fn bad_palette_sections_fail_only_when_the_service_runs() {
+        let bad = [
+            (r#"{"extruders": [{"uri": "hex://"}]}"#, "extruder \"hex\""),
+            (
+                r#"{"palettes": [{"uri": "pantone://"}]}"#,
+                "palette \"pantone\"",
+            ),
+            (r#"{"grid": {"uri": "manhattan://"}}"#, "grid \"manhattan\""),
+        ];
+        for (section, want) in bad {
+            let e = with_keys(&format!(
+                r#""profile": {{"services": {{"enable": ["palette"]}}}}, "palette_service": {section}"#
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains(want), "{e}");
+            let c = with_keys(&format!(
+                r#""profile": {{"services": {{"enable": ["blurhash"]}}}}, "palette_service": {section}"#
+            ))
+            .unwrap();
+            assert_eq!(c.services, ["blurhash"]);
+        }
+        let e = with_keys(r#""profile": {"services": {"enable": ["colours_service"]}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("\"colours_service\""), "{e}");
     }
 
     #[test]

@@ -122,6 +122,8 @@ pub struct Settings {
     /// `-report`: the file name each source's report is written under.
     pub report_file: Option<String>,
     pub report_form: ReportForm,
+    /// `-report-html`: an index.html beside each report file.
+    pub report_html: bool,
     pub quiet: bool,
     /// A line per source started and per file written.
     pub verbose: bool,
@@ -271,8 +273,9 @@ impl Settings {
             metadata,
             strict: args.strict,
             jobs: args.jobs.map_or(cores, |j| j as usize).max(1),
-            report_file: args.report.then(|| args.report_name.clone()),
+            report_file: (args.report || args.report_html).then(|| args.report_name.clone()),
             report_form,
+            report_html: args.report_html,
             quiet: args.quiet,
             verbose: args.verbose,
             jsonl: args.report_format == "jsonl",

@@ -436,6 +436,9 @@ pub fn process(ctx: &Context, planned: &PlannedSource) -> Outcome {
     }
     if let Some(key) = report_key {
         write_report(report_store, &key, uri, v8, &mut report);
+        if settings.report_html {
+            write_report_html(ctx, report_store, &key, uri, &mut report);
+        }
     }
     Outcome::done(report)
 }
@@ -457,6 +460,30 @@ fn stored_report(bytes: &[u8], given: &str) -> Option<SourceReport> {
 fn has_dimensions(d: &plan::Derivative, stored: (u32, u32)) -> bool {
     let (w, h) = d.resolved.output;
     stored == (w, h) || (d.copy && stored == (h, w))
+}
+
+/// `-report-html`'s page beside the report. Sources whose reports share a folder (rewrite targets) would share
+/// its index.html: the first keeps it, and the others say so in their warnings.
+fn write_report_html(
+    ctx: &Context,
+    out: &dyn Store,
+    report_key: &str,
+    uri: &SourceUri,
+    report: &mut SourceReport,
+) {
+    let key = crate::report_html::index_key(report_key);
+    if let Err(claims::Owner(other)) = ctx.claims.claim(&key, &uri.given) {
+        report.warnings.push(format!(
+            "{key} shows {other:?} in this run; not overwritten"
+        ));
+        return;
+    }
+    let page = crate::report_html::render(&uri.given, report, &key);
+    if let Err(e) = out.write(&key, page.as_bytes()) {
+        report
+            .errors
+            .insert("report-html".into(), format!("cannot write {key}: {e}"));
+    }
 }
 
 /// The source's own report file, written last, so a report on disk means every derivative it names is complete.
