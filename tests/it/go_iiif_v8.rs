@@ -234,7 +234,6 @@ fn go_iiifs_default_instructions_are_built_in() {
 }
 
 #[test]
-#[ignore = "needs the marekm4 palette extruder"]
 fn go_iiifs_default_config_runs_with_the_store_flags() {
     let s = Setup::new("{}", "{}", &[("d.jpg", fixture("dune_1680x1050.jpg"))]);
     let dir = s.dir.path();
