@@ -189,8 +189,7 @@ for line in open(times):
 med = {k: st.median(w for w, _ in v) for k, v in rows.items()}
 vips = med["hero-tiles/vips-dzsave"]
 print(f"Median of {runs} rounds. hero: one 17.9 MP JPEG; 512 px tiles, JPEG quality 85; iiif-process writes "
-      f"{files_ours} JPEGs (tiles, sizes, full/max, and the 320 px n thumbnail: an instruction set cannot be empty), vips dzsave --layout iiif3 {files_vips}.
-")
+      f"{files_ours} JPEGs (tiles, sizes, full/max, and the 320 px n thumbnail: an instruction set cannot be empty), vips dzsave --layout iiif3 {files_vips}.\n")
 print("| job | tool | median wall s | vs vips dzsave | peak RSS MiB |")
 print("|---|---|--:|--:|--:|")
 for key, v in rows.items():
