@@ -41,9 +41,10 @@ while read -r instr args; do
     esac
 done < <(printf '%s\n' "$stage" | grep -E '^(COPY|RUN) ')
 
-entry="$(awk '/^ENTRYPOINT/' "$root/Dockerfile" | sed -E 's/.*\["([^"]+)".*/\1/')"
-# The run stage copies target/release/iiif-process to the ENTRYPOINT path.
-copied="$(awk '/^COPY --from=build/{print $3}' "$root/Dockerfile")"
+# The run stage is the last (the default target); it copies target/release/iiif-process to the ENTRYPOINT path.
+run_stage="$(awk '/^FROM /{buf=""} {buf=buf $0 ORS} END{printf "%s", buf}' "$root/Dockerfile")"
+entry="$(printf '%s\n' "$run_stage" | awk '/^ENTRYPOINT/' | sed -E 's/.*\["([^"]+)".*/\1/')"
+copied="$(printf '%s\n' "$run_stage" | awk '/^COPY --from=build /{print $3}')"
 bin="${CHECK_TARGET_DIR:-$ctx/target}/${copied#"$workdir"/target/}"
 [ -x "$bin" ] || { echo "the build stage did not produce $copied" >&2; exit 1; }
 echo "entrypoint $entry <- $copied" >&2

@@ -360,7 +360,7 @@ pub enum DurationError {
 }
 
 /// A duration: a non-negative number with an optional unit, ms, s, m or h (plain numbers are seconds).
-fn parse_duration(s: &str) -> Result<Duration, DurationError> {
+pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
     let t = s.trim();
     let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
     let (num, unit) = (t[..split].trim(), &t[split..]);
@@ -405,12 +405,24 @@ where
 /// that is not one (a typo, or a go-iiif flag this tool does not have) is an error that names the whole flag and
 /// the nearest one, rather than clap's reading of it as a cluster of short flags.
 fn go_style(argv: Vec<OsString>) -> Result<Vec<OsString>, clap::Error> {
-    let cmd = Args::command();
+    go_style_for(&Args::command(), argv)
+}
+
+/// [`go_style`] for the flags of `cmd` (another binary's command line in the go-iiif manner). A flag whose value
+/// must follow `=` (`-wait=false`) never takes the next word as its value.
+pub fn go_style_for(
+    cmd: &clap::Command,
+    argv: Vec<OsString>,
+) -> Result<Vec<OsString>, clap::Error> {
     let longs: Vec<(String, bool)> = cmd
         .get_arguments()
         .filter_map(|a| {
-            a.get_long()
-                .map(|l| (l.to_string(), a.get_action().takes_values()))
+            a.get_long().map(|l| {
+                (
+                    l.to_string(),
+                    a.get_action().takes_values() && !a.is_require_equals_set(),
+                )
+            })
         })
         .chain([("help".to_string(), false), ("version".to_string(), false)])
         .collect();

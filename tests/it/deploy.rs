@@ -89,6 +89,10 @@ fn every_deploy_example_names_flags_the_binary_accepts() {
     let mut seen = 0;
     for entry in std::fs::read_dir(root().join("deploy")).unwrap() {
         let path = entry.unwrap().path();
+        // deploy/aws/ holds a CloudFormation stack (cfn-lint checks it in CI), not a command line.
+        if path.is_dir() {
+            continue;
+        }
         let text = std::fs::read_to_string(&path).unwrap();
         let commands = match path.extension().and_then(|e| e.to_str()) {
             Some("json") => {
@@ -128,11 +132,33 @@ fn aws_batch_job_definition_is_a_valid_command() {
         serde_json::from_value(def["containerProperties"]["command"].clone()).unwrap();
     let args = parse(&command);
     assert_eq!(args.shard.as_deref(), Some("auto"));
-    // AWS Batch sets only the index; the size is given in the environment of the definition.
+    // AWS Batch sets only the index, and refuses variables of its reserved AWS_BATCH prefix in a definition:
+    // the array's size is on the command line.
+    assert!(args.shard_count.is_some(), "{command:?}");
     let env = def["containerProperties"]["environment"]
         .as_array()
         .unwrap();
-    assert!(env.iter().any(|e| e["name"] == "AWS_BATCH_JOB_ARRAY_SIZE"));
+    for e in env {
+        let name = e["name"].as_str().unwrap();
+        assert!(!name.starts_with("AWS_BATCH"), "{name} is reserved");
+    }
+    // The sources are a prefix of the bucket, listed by each child: nothing baked into the image.
+    assert!(
+        !args.uri.is_empty() && args.manifest.is_none(),
+        "{command:?}"
+    );
+    assert!(args.config.to_str().unwrap().starts_with("s3://"));
+    // Exit 1 (bad masters, the rest done) and 2 (settings) are not retried; a crash or a lost host is.
+    let rules = def["retryStrategy"]["evaluateOnExit"].as_array().unwrap();
+    let action = |code: &str| {
+        rules
+            .iter()
+            .find(|r| r["onExitCode"] == code)
+            .map(|r| r["action"].as_str().unwrap().to_string())
+    };
+    assert_eq!(action("1").as_deref(), Some("EXIT"));
+    assert_eq!(action("2").as_deref(), Some("EXIT"));
+    assert!(def["retryStrategy"]["attempts"].as_u64().unwrap() > 1);
 }
 
 #[test]
@@ -151,6 +177,37 @@ fn kubernetes_indexed_job_is_a_valid_command_with_matching_count() {
         .unwrap();
     assert!(text.contains("completionMode: Indexed"));
     assert_eq!(parsed.shard_count, Some(completions));
+    // backoffLimitPerIndex and FailIndex need Kubernetes 1.29, which the example says; exit 1 fails its index
+    // without a retry, exit 2 the whole Job.
+    assert!(text.contains("backoffLimitPerIndex:"));
+    assert!(text.contains("Kubernetes 1.29 or later"));
+    let policy = text
+        .split("podFailurePolicy:")
+        .nth(1)
+        .expect("a podFailurePolicy");
+    for (action, code) in [("FailIndex", "1"), ("FailJob", "2")] {
+        let rule = policy
+            .split("- action: ")
+            .find(|r| r.starts_with(action))
+            .unwrap_or_else(|| panic!("no {action} rule"));
+        assert!(
+            rule.contains(&format!("values: [{code}]")),
+            "{action}: {rule}"
+        );
+    }
+    // The alternative to a manifest: a prefix of the bucket, listed by each pod.
+    let alternative = lines
+        .iter()
+        .filter_map(|l| l.trim().strip_prefix('#'))
+        .find_map(|l| l.trim().strip_prefix("- -uri="))
+        .expect("the -uri prefix alternative");
+    let mut with_prefix: Vec<String> = commands[0]
+        .iter()
+        .filter(|a| !a.starts_with("-manifest"))
+        .cloned()
+        .collect();
+    with_prefix.push(format!("-uri={alternative}"));
+    assert_eq!(parse(&with_prefix).uri, [alternative]);
     // The files the command reads are in the mounted ConfigMap.
     let mount = lines
         .iter()
@@ -181,8 +238,10 @@ fn dockerfile_builds_this_package_and_runs_its_binary() {
         .filter(|(_, (i, _))| i == "FROM")
         .map(|(n, _)| n)
         .collect();
-    assert_eq!(stages.len(), 2, "a build stage and a run stage");
-    let (build, run) = instructions[stages[0]..].split_at(stages[1] - stages[0]);
+    assert!(stages.len() >= 2, "a build stage and a run stage");
+    let build = &instructions[stages[0]..stages[1]];
+    // The run stage is the last: what a plain `docker build` makes.
+    let run = &instructions[stages[stages.len() - 1]..];
     assert!(
         build[0].1.ends_with(" AS build"),
         "the first stage is `build`: {}",
@@ -270,4 +329,99 @@ fn dockerfile_builds_this_package_and_runs_its_binary() {
         .expect("an ENTRYPOINT");
     let entry: Vec<String> = serde_json::from_str(entry).expect("ENTRYPOINT in exec form");
     assert_eq!(entry, [installed]);
+}
+
+/// The stages of the Dockerfile as (FROM arguments, instructions of the stage).
+fn dockerfile_stages() -> Vec<(String, Vec<(String, String)>)> {
+    let mut stages: Vec<(String, Vec<(String, String)>)> = Vec::new();
+    for (i, a) in dockerfile() {
+        match (i.as_str(), stages.last_mut()) {
+            ("FROM", _) => stages.push((a, Vec::new())),
+            (_, Some((_, body))) => body.push((i, a)),
+            (_, None) => {}
+        }
+    }
+    stages
+}
+
+#[test]
+fn dockerfile_names_base_images_in_full_for_podman() {
+    let stages = dockerfile_stages();
+    let mut names = Vec::new();
+    for (from, _) in &stages {
+        let mut words = from.split_whitespace();
+        let image = words.next().unwrap();
+        // podman, without docker's default registry, asks (or fails) for a short name.
+        let registry = image.split('/').next().unwrap();
+        assert!(
+            names.iter().any(|n| n == image) || (image.contains('/') && registry.contains('.')),
+            "FROM {from}: not a stage and no registry named"
+        );
+        if let (Some(as_), Some(name)) = (words.next(), words.next()) {
+            assert!(as_.eq_ignore_ascii_case("as"), "FROM {from}");
+            names.push(name.to_string());
+        }
+    }
+}
+
+#[test]
+fn dockerfile_has_a_lambda_target_running_the_aws_binary() {
+    let stages = dockerfile_stages();
+    let (from, lambda) = stages
+        .iter()
+        .find(|(f, _)| f.ends_with(" AS lambda"))
+        .expect("a `lambda` target");
+    assert!(
+        from.starts_with("public.ecr.aws/lambda/provided:al2023 "),
+        "FROM {from}"
+    );
+    let (_, entry) = lambda
+        .iter()
+        .find(|(i, _)| i == "ENTRYPOINT")
+        .expect("an ENTRYPOINT in the lambda stage");
+    let entry: Vec<String> = serde_json::from_str(entry).expect("ENTRYPOINT in exec form");
+    assert_eq!(entry[1..], ["lambda"]);
+    // The binary comes from a stage that builds the AWS crate.
+    let (_, copy) = lambda
+        .iter()
+        .find(|(i, a)| i == "COPY" && a.ends_with(&entry[0]))
+        .expect("the lambda stage copies its entrypoint");
+    let from_stage = copy
+        .split_whitespace()
+        .next()
+        .and_then(|f| f.strip_prefix("--from="))
+        .expect("COPY --from=<stage>");
+    let builder = &stages
+        .iter()
+        .find(|(f, _)| f.ends_with(&format!(" AS {from_stage}")))
+        .expect("the stage it copies from")
+        .1;
+    assert!(
+        builder.iter().any(|(i, a)| i == "RUN"
+            && a.contains("cargo build")
+            && a.contains("-p iiif-process-aws")),
+        "{builder:?}"
+    );
+    assert!(copy.contains("target/release/iiif-process-aws"), "{copy}");
+    // Every workspace member is in the build context: cargo reads them all, even to build one.
+    let build = &stages[0].1;
+    assert!(
+        build
+            .iter()
+            .any(|(i, a)| i == "COPY" && a.split_whitespace().next() == Some("crates")),
+        "the build stage copies crates/"
+    );
+}
+
+#[test]
+fn readme_tells_bind_mount_users_to_run_as_themselves() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let runs: Vec<&str> = readme
+        .lines()
+        .filter(|l| l.contains("docker run") || l.contains("podman run"))
+        .collect();
+    assert!(!runs.is_empty());
+    for l in runs.iter().filter(|l| l.contains(" -v ")) {
+        assert!(l.contains("--user \"$(id -u):$(id -g)\""), "{l}");
+    }
 }

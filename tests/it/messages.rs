@@ -133,3 +133,43 @@ fn a_failed_source_is_one_line_and_every_label_is_reported() {
         .collect();
     assert_eq!(labels, ["a", "b", "c"]);
 }
+
+#[test]
+fn a_plain_http_s3_endpoint_without_aws_allow_http_says_so() {
+    // The endpoint is never contacted: the store refuses it when it is opened, instead of failing each request
+    // with "builder error".
+    for (config, endpoint) in [
+        (
+            r#"{"images": {"source": {"uri": "s3://masters/p?endpoint=http://127.0.0.1:9&region=us-east-1"}},
+                "derivatives": {"cache": {"name": "Disk", "path": "out"}}}"#,
+            None,
+        ),
+        (
+            r#"{"images": {"source": {"uri": "s3://masters/p?region=us-east-1"}},
+                "derivatives": {"cache": {"name": "Disk", "path": "out"}}}"#,
+            Some("http://127.0.0.1:9"),
+        ),
+    ] {
+        let s = Setup::new(config, ONE, &[]);
+        let mut cmd = s.command(&["-uri", "a.jpg"]);
+        cmd.env_remove("AWS_ALLOW_HTTP")
+            .env_remove("AWS_ENDPOINT")
+            .env("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
+            .env("AWS_SECRET_ACCESS_KEY", "example-secret");
+        match endpoint {
+            Some(e) => cmd.env("AWS_ENDPOINT_URL", e),
+            None => cmd.env_remove("AWS_ENDPOINT_URL"),
+        };
+        let out = cmd.output().unwrap();
+        assert_exit(&out, 2);
+        assert_eq!(
+            stderr(&out),
+            "iiif-process: cannot open s3://masters/p: the endpoint http://127.0.0.1:9 is plain http; \
+             set AWS_ALLOW_HTTP=true to allow unencrypted requests, or use https\n"
+        );
+        // Allowed, the same endpoint is tried (and, with nothing listening there, fails otherwise).
+        cmd.env("AWS_ALLOW_HTTP", "true");
+        let out = cmd.args(["-storage-retry-time", "0"]).output().unwrap();
+        assert!(!stderr(&out).contains("plain http"), "{}", stderr(&out));
+    }
+}
