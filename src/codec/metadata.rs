@@ -365,7 +365,8 @@ impl Carried {
             Format::Png => (png_blocks(bytes), None),
             Format::Webp => (webp_blocks(bytes), None),
             Format::Tiff => tiff_blocks(bytes),
-            Format::Gif => (Blocks::default(), None),
+            // JPEG 2000 masters: their rights are not read (a derivative never copies their bytes).
+            Format::Gif | Format::Jp2 => (Blocks::default(), None),
         };
         let (copyright, artist) = tiff_rights
             .or_else(|| blocks.exif.as_deref().map(exif_rights))
@@ -941,7 +942,7 @@ pub fn remux(
         }
         Format::Png => png_with(bytes, exif.as_deref(), carried.xmp(), true),
         Format::Webp => webp_with(bytes, exif.as_deref(), carried.xmp(), true),
-        Format::Tiff | Format::Gif => Ok(bytes.to_vec()),
+        Format::Tiff | Format::Gif | Format::Jp2 => Ok(bytes.to_vec()),
     }
 }
 

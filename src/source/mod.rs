@@ -422,6 +422,9 @@ pub fn process(ctx: &Context, planned: &PlannedSource) -> Outcome {
             exif_orientation: None,
             icc: icc.as_deref().filter(|_| colour.tagged),
             webp_quality: settings.webp_quality,
+            // Tiles are pieces of the image a viewer assembles: the rights travel with info.json's image, not
+            // with each of its thousands of tiles.
+            metadata: None,
         };
         if let Err(e) = set.make(
             upright.into_rungs(),

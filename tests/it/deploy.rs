@@ -147,7 +147,11 @@ fn aws_batch_job_definition_is_a_valid_command() {
         !args.uri.is_empty() && args.manifest.is_none(),
         "{command:?}"
     );
-    assert!(args.config.to_str().unwrap().starts_with("s3://"));
+    assert!(args
+        .config
+        .as_deref()
+        .and_then(|c| c.to_str())
+        .is_some_and(|c| c.starts_with("s3://")));
     // Exit 1 (bad masters, the rest done) and 2 (settings) are not retried; a crash or a lost host is.
     let rules = def["retryStrategy"]["evaluateOnExit"].as_array().unwrap();
     let action = |code: &str| {
@@ -215,8 +219,8 @@ fn kubernetes_indexed_job_is_a_valid_command_with_matching_count() {
         .map(str::trim)
         .unwrap();
     for file in [
-        parsed.config.as_path(),
-        parsed.instructions.as_path(),
+        parsed.config.as_deref().unwrap(),
+        parsed.instructions.as_deref().unwrap(),
         Path::new(parsed.manifest.as_deref().unwrap()),
     ] {
         assert!(

@@ -223,12 +223,9 @@ fn go_iiifs_default_instructions_are_built_in() {
             "{label}"
         );
     }
-    // go-iiif's "s" is sharpened with crisp:2.0,0.5,0.025.
+    // go-iiif's "s" is crisp:2.0,0.5,0.025: this tool's path names the quality without its parameters.
     assert!(
-        r["uris"]["s"]
-            .as_str()
-            .unwrap()
-            .ends_with("/crisp:2.0,0.5,0.025.jpg"),
+        r["uris"]["s"].as_str().unwrap().ends_with("/crisp.jpg"),
         "{r}"
     );
 }
@@ -335,7 +332,10 @@ fn replaced_master_is_noticed(extra: &[&str]) {
     assert_eq!(img.dimensions(), (300, 188));
     let src = decode(fixture("dune_1680x1050.jpg")).to_rgb8();
     let want = image::imageops::resize(&src, 300, 188, image::imageops::FilterType::Lanczos3);
-    assert!(mean_abs_diff(&want, &img) < 4.0);
+    // A JPEG of the new master differs from the image crate's resize of it by about 6 levels (the ladder's box
+    // halving, quality 85); the old master's picture is tens of levels away.
+    let diff = mean_abs_diff(&want, &img);
+    assert!(diff < 10.0, "mean difference {diff} from the new master");
     if extra.contains(&"-report") {
         let stored: Value =
             serde_json::from_slice(&std::fs::read(s.path("out/m.jpg/process.json")).unwrap())

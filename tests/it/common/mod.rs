@@ -244,3 +244,14 @@ pub fn assert_exit(out: &Output, code: i32) {
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// A JPEG's image proper: from its (last) frame header to the end, the bytes a re-mux that only replaces the
+/// descriptive segments (EXIF, XMP, IPTC) keeps as they are. Entropy-coded data never holds a 0xFF 0xC0..0xC2
+/// pair (a 0xFF there is stuffed with 0x00), and an EXIF thumbnail's frame header comes before the main one.
+pub fn jpeg_image_data(bytes: &[u8]) -> &[u8] {
+    let at = bytes
+        .windows(2)
+        .rposition(|w| w[0] == 0xFF && (0xC0..=0xC2).contains(&w[1]))
+        .expect("a JPEG frame header");
+    &bytes[at..]
+}
