@@ -154,8 +154,11 @@ fn boxes(bytes: &[u8], icc_cap: usize) -> Result<(&[u8], Option<Vec<u8>>), Codec
     Err(error("no codestream (jp2c box) in the file"))
 }
 
+/// A box's type, its content and what follows it.
+type JpBox<'a> = (&'a [u8; 4], &'a [u8], &'a [u8]);
+
 /// One box: its type, its content and what follows it.
-fn jp2_box(bytes: &[u8]) -> Result<(&[u8; 4], &[u8], &[u8]), CodecError> {
+fn jp2_box(bytes: &[u8]) -> Result<JpBox<'_>, CodecError> {
     let cut = || error("a box runs past the end of the file");
     let head = bytes.get(..8).ok_or_else(cut)?;
     let kind: &[u8; 4] = head[4..8].try_into().map_err(|_| cut())?;

@@ -691,8 +691,11 @@ fn tiff_blocks(bytes: &[u8]) -> (Blocks, Option<(Option<Vec<Vec<u8>>>, Option<Ve
     (blocks, Some(rights))
 }
 
+/// A field's ASCII parts, as EXIF stores them (Copyright: photographer's, then editor's).
+type AsciiParts = Option<Vec<Vec<u8>>>;
+
 /// EXIF Copyright and Artist of IFD0.
-fn exif_rights(tiff: &[u8]) -> (Option<Vec<Vec<u8>>>, Option<Vec<Vec<u8>>>) {
+fn exif_rights(tiff: &[u8]) -> (AsciiParts, AsciiParts) {
     let Ok(exif) = exif::Reader::new().read_raw(tiff.to_vec()) else {
         return (None, None);
     };

@@ -101,7 +101,7 @@ fn feature_names(req: &ImageRequest) -> [(&'static str, &'static str); 3] {
     let rotation = match req.rotation {
         Rotation::NoAutoRotate => "noAutoRotate",
         Rotation::Degrees { mirror: true, .. } => "mirroring",
-        Rotation::Degrees { degrees, .. } if degrees == 0.0 => "none",
+        Rotation::Degrees { degrees: 0.0, .. } => "none",
         Rotation::Degrees { degrees, .. } if degrees % 90.0 == 0.0 => "rotationBy90s",
         Rotation::Degrees { .. } => "rotationArbitrary",
     };

@@ -84,7 +84,7 @@ pub fn locate(kind: Kind, named: &Named, options: &StoreOptions) -> Result<Origi
     };
     if let Some(file) = named.file {
         let text = file.to_string_lossy();
-        if let Some(fetched) = fetch(&*text) {
+        if let Some(fetched) = fetch(&text) {
             return fetched;
         }
         return Ok(Origin::File(match location::file_uri(&text) {
