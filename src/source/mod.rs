@@ -271,7 +271,7 @@ pub fn process(ctx: &Context, planned: &PlannedSource) -> Outcome {
                 let on_disk = match &previous {
                     // The report vouches for what it lists, made from these very bytes.
                     Some(p) if p.dimensions.get(&d.label) == Some(&d.resolved.output.into()) => {
-                        ctx.derivatives.exists(&d.path).unwrap_or(false)
+                        exists(&d.path)
                     }
                     // Without one, only a file of the dimensions this master makes is kept.
                     _ => ctx.derivatives.read(&d.path).ok().is_some_and(|b| {
