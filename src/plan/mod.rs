@@ -151,16 +151,7 @@ impl Plan {
                 args.shard_count,
             )?),
         };
-        let mut uris: Vec<(String, Result<SourceUri, SourceProblem>)> = given
-            .into_iter()
-            .map(|g| {
-                let uri = g
-                    .parse::<SourceUri>()
-                    .map_err(SourceProblem::from)
-                    .and_then(|u| inside_source_root(u, &config.source));
-                (g, uri)
-            })
-            .collect();
+        let mut uris = source_uris(given, &config.source);
         // Names from the command line are the user's to fix at once; those from a manifest, an event or a
         // listing are each their own source's error, and the others run.
         if let Some(i) = uris[..on_command_line].iter().position(|(_, u)| u.is_err()) {
@@ -168,15 +159,7 @@ impl Plan {
                 return Err(PlanError::Given(problem));
             }
         }
-        check_rewrites(&uris, &settings.instructions)?;
-        let excluded = excluded_prefix(&config.source, &config.derivatives);
-        if let Some(p) = &excluded {
-            notices.push(format!(
-                "the derivatives ({}) lie inside the source root: {p}/ is left out of listings",
-                config.derivatives
-            ));
-        }
-        let mut sources = expand(uris, source_store, excluded.as_deref());
+        let mut sources = checked_and_expanded(uris, settings, source_store, &mut notices)?;
         if let Some(shard) = shard {
             let all = sources.len();
             sources.retain(|s| shard.contains(&s.given));
@@ -184,6 +167,58 @@ impl Plan {
         }
         Ok(Plan { sources, notices })
     }
+
+    /// The objects created in an object storage event (`text`, its JSON, read from `name`), planned as
+    /// `-s3-event` plans them: for a caller that receives events itself (a serverless function). A name that
+    /// cannot be a source is that source's error, not the plan's.
+    pub fn from_event(
+        text: &str,
+        name: &str,
+        settings: &Settings,
+        source_store: &dyn Store,
+    ) -> Result<Plan, PlanError> {
+        let mut notices = Vec::new();
+        let given = event_sources(text, name, &settings.config.source, &mut notices)?;
+        let uris = source_uris(given, &settings.config.source);
+        let sources = checked_and_expanded(uris, settings, source_store, &mut notices)?;
+        Ok(Plan { sources, notices })
+    }
+}
+
+/// Each name given or read, with its source URI or the reason it cannot be one.
+fn source_uris(
+    given: Vec<String>,
+    source: &Location,
+) -> Vec<(String, Result<SourceUri, SourceProblem>)> {
+    given
+        .into_iter()
+        .map(|g| {
+            let uri = g
+                .parse::<SourceUri>()
+                .map_err(SourceProblem::from)
+                .and_then(|u| inside_source_root(u, source));
+            (g, uri)
+        })
+        .collect()
+}
+
+/// The sources, rewrites checked, directories expanded (less the derivatives inside the source root).
+fn checked_and_expanded(
+    uris: Vec<(String, Result<SourceUri, SourceProblem>)>,
+    settings: &Settings,
+    source_store: &dyn Store,
+    notices: &mut Vec<String>,
+) -> Result<Vec<PlannedSource>, PlanError> {
+    let config = &settings.config;
+    check_rewrites(&uris, &settings.instructions)?;
+    let excluded = excluded_prefix(&config.source, &config.derivatives);
+    if let Some(p) = &excluded {
+        notices.push(format!(
+            "the derivatives ({}) lie inside the source root: {p}/ is left out of listings",
+            config.derivatives
+        ));
+    }
+    Ok(expand(uris, source_store, excluded.as_deref()))
 }
 
 /// An absolute plain path names a file by its place on disk: inside the source root it is taken relative to it,
@@ -309,7 +344,17 @@ fn read_s3_event(
     notices: &mut Vec<String>,
 ) -> Result<Vec<String>, PlanError> {
     let text = read_text(name, "S3 event", options)?;
-    let events = s3event::parse(&text, name)?;
+    event_sources(&text, name, source, notices)
+}
+
+/// The sources an event's text names: its created objects under the source location.
+fn event_sources(
+    text: &str,
+    name: &str,
+    source: &Location,
+    notices: &mut Vec<String>,
+) -> Result<Vec<String>, PlanError> {
+    let events = s3event::parse(text, name)?;
     for ignored in &events.ignored {
         notices.push(format!("{name}: not a created object, ignored: {ignored}"));
     }

@@ -1,0 +1,488 @@
+//! `iiif-process-aws lambda` (go-iiif's `-mode lambda`): an AWS Lambda function for S3 uploads. Each invocation
+//! carries S3 ObjectCreated events, directly or inside SQS, SNS or EventBridge envelopes; every created object
+//! under the config's source is processed as `iiif-process -report` would process it, and the report is returned.
+//!
+//! Settings come from the environment once, at cold start: the config and instructions are read (from a file in
+//! the image or a bucket) and checked before the first event, so a broken setting fails the function's start
+//! instead of every invocation. The images themselves go through the core's stores, no AWS SDK.
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use iiif_process::plan::{Plan, PlanError};
+use iiif_process::report::SourceReport;
+use iiif_process::settings::{Settings, SettingsError};
+use iiif_process::store::{self, Store, StoreError};
+use iiif_process::{cli, run};
+use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashSet};
+use std::process::ExitCode;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+
+/// go-iiif v8's default file names under `-config-source` and `-instructions-source`.
+const DEFAULT_CONFIG_NAME: &str = "config.json";
+const DEFAULT_INSTRUCTIONS_NAME: &str = "instructions.json";
+
+/// Why the function cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error(
+        "no {what}: set {whole} (a file or a bucket URI, e.g. s3://bucket/{default}?region=us-east-1) or \
+         {source_var} (a directory, file:// or bucket URI) with {name_var} (default {default})"
+    )]
+    Missing {
+        what: &'static str,
+        whole: &'static str,
+        source_var: &'static str,
+        name_var: &'static str,
+        default: &'static str,
+    },
+    #[error("both {whole} and {source_var} are set: set one")]
+    Both {
+        whole: &'static str,
+        source_var: &'static str,
+    },
+    #[error("{var} is not valid Unicode")]
+    NotUnicode { var: String },
+    #[error("the settings from the environment: {0}")]
+    Args(clap::Error),
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(
+        "{var} is {problem}: the function runs in AWS Lambda, or under an emulator of its Runtime API that \
+         sets AWS_LAMBDA_RUNTIME_API, AWS_LAMBDA_FUNCTION_NAME, AWS_LAMBDA_FUNCTION_VERSION and \
+         AWS_LAMBDA_FUNCTION_MEMORY_SIZE"
+    )]
+    NotInLambda {
+        var: &'static str,
+        problem: &'static str,
+    },
+    #[error("cannot start the Lambda runtime's event loop: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// Why an invocation failed: Lambda's error result (and, for asynchronous invocations, its retry).
+#[derive(Debug, thiserror::Error)]
+pub enum InvocationError {
+    #[error(transparent)]
+    Event(#[from] PlanError),
+    #[error("{failed} of {total} sources failed: {details}")]
+    Failed {
+        failed: usize,
+        total: usize,
+        details: String,
+    },
+    #[error("the invocation's worker thread stopped: {0}")]
+    Worker(String),
+}
+
+impl From<InvocationError> for Diagnostic {
+    fn from(e: InvocationError) -> Diagnostic {
+        let kind = match e {
+            InvocationError::Event(_) => "BadEvent",
+            InvocationError::Failed { .. } => "SourcesFailed",
+            InvocationError::Worker(_) => "WorkerStopped",
+        };
+        Diagnostic {
+            error_type: format!("iiif-process.{kind}"),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+/// The config or instructions: `whole` (a file or object), or `source_var`'s directory or bucket with
+/// `name_var`'s file name, as go-iiif v8's `-config-source`/`-config-name` name it.
+struct SettingFile {
+    what: &'static str,
+    whole: &'static str,
+    source_var: &'static str,
+    name_var: &'static str,
+    default: &'static str,
+}
+
+const CONFIG: SettingFile = SettingFile {
+    what: "config",
+    whole: "IIIF_CONFIG",
+    source_var: "IIIF_CONFIG_SOURCE",
+    name_var: "IIIF_CONFIG_NAME",
+    default: DEFAULT_CONFIG_NAME,
+};
+
+const INSTRUCTIONS: SettingFile = SettingFile {
+    what: "instructions",
+    whole: "IIIF_INSTRUCTIONS",
+    source_var: "IIIF_INSTRUCTIONS_SOURCE",
+    name_var: "IIIF_INSTRUCTIONS_NAME",
+    default: DEFAULT_INSTRUCTIONS_NAME,
+};
+
+type Env<'a> = &'a dyn Fn(&str) -> Result<Option<String>, InitError>;
+
+impl SettingFile {
+    /// Where the file is, from the environment.
+    fn locate(&self, env: Env) -> Result<String, InitError> {
+        let non_empty = |var: &str| Ok::<_, InitError>(env(var)?.filter(|v| !v.trim().is_empty()));
+        match (non_empty(self.whole)?, non_empty(self.source_var)?) {
+            (Some(_), Some(_)) => Err(InitError::Both {
+                whole: self.whole,
+                source_var: self.source_var,
+            }),
+            (Some(whole), None) => Ok(whole),
+            (None, Some(source)) => {
+                let name = non_empty(self.name_var)?.unwrap_or_else(|| self.default.to_string());
+                Ok(join_source(&source, &name))
+            }
+            (None, None) => Err(InitError::Missing {
+                what: self.what,
+                whole: self.whole,
+                source_var: self.source_var,
+                name_var: self.name_var,
+                default: self.default,
+            }),
+        }
+    }
+}
+
+/// `name` inside the directory or bucket prefix `source`: `file:///etc/iiif` is a directory, as in go-iiif's
+/// Go Cloud URIs; a bucket URI keeps its query (`s3://bucket/conf?region=…` -> `s3://bucket/conf/NAME?region=…`).
+fn join_source(source: &str, name: &str) -> String {
+    let source = source.strip_prefix("file://").unwrap_or(source);
+    let (base, query) = match source.split_once("://") {
+        Some(_) => source.split_once('?').unwrap_or((source, "")),
+        None => (source, ""),
+    };
+    let joined = format!(
+        "{}/{}",
+        base.trim_end_matches('/'),
+        name.trim_start_matches('/')
+    );
+    if query.is_empty() {
+        joined
+    } else {
+        format!("{joined}?{query}")
+    }
+}
+
+/// The `iiif-process` arguments the environment makes: the config, the instructions, and `-report`, so that each
+/// source's report is written beside its derivatives as `process.json`.
+fn args_from_env(env: Env) -> Result<Vec<String>, InitError> {
+    Ok(vec![
+        "iiif-process".into(),
+        format!("--config={}", CONFIG.locate(env)?),
+        format!("--instructions={}", INSTRUCTIONS.locate(env)?),
+        "--report".into(),
+    ])
+}
+
+/// The function's state between invocations: settings and stores, made once.
+pub struct Function {
+    settings: Settings,
+    sources: Box<dyn Store>,
+    derivatives: Box<dyn Store>,
+}
+
+/// Lambda ends a function with SIGKILL after its timeout; no signal stops a run part-way.
+static NEVER_STOPPED: AtomicUsize = AtomicUsize::new(0);
+
+impl Function {
+    /// Settings from the process's environment; the config and instructions are read now.
+    pub fn from_env() -> Result<Function, InitError> {
+        let args = cli::parse(args_from_env(&process_env)?).map_err(InitError::Args)?;
+        let settings = Settings::from_args(&args)?;
+        let sources = store::open(&settings.config.source, &settings.store_options)?;
+        let derivatives = store::open(&settings.config.derivatives, &settings.store_options)?;
+        Ok(Function {
+            settings,
+            sources,
+            derivatives,
+        })
+    }
+
+    /// One invocation: an SQS batch answers with the messages to retry; any other event succeeds with the report
+    /// or fails as a whole.
+    pub fn handle(&self, event: &Value) -> Result<Value, InvocationError> {
+        match sqs_batch(event) {
+            Some(batch) => Ok(self.handle_sqs(batch)),
+            None => self.handle_one(event),
+        }
+    }
+
+    fn handle_one(&self, event: &Value) -> Result<Value, InvocationError> {
+        let plan = Plan::from_event(
+            &event.to_string(),
+            "event",
+            &self.settings,
+            self.sources.as_ref(),
+        )?;
+        let outcome = self.run(&plan);
+        let failed: Vec<String> = outcome
+            .reports
+            .iter()
+            .filter(|(_, r)| !r.errors.is_empty())
+            .map(|(given, r)| describe_failure(given, r))
+            .collect();
+        if failed.is_empty() {
+            Ok(report_value(&outcome.reports))
+        } else {
+            Err(InvocationError::Failed {
+                failed: failed.len(),
+                total: outcome.reports.len(),
+                details: failed.join("; "),
+            })
+        }
+    }
+
+    /// The sources of every message are run together (in parallel, each once), then each message is judged by
+    /// its own sources: a message is retried when its event is unreadable or one of its sources failed.
+    fn handle_sqs(&self, batch: SqsEvent) -> Value {
+        let mut combined = Plan::default();
+        let mut seen = HashSet::new();
+        let mut messages: Vec<(String, Option<Vec<String>>)> = Vec::new();
+        for record in batch.records {
+            let id = record.message_id.unwrap_or_default();
+            let body = record.body.unwrap_or_default();
+            match Plan::from_event(
+                &body,
+                &format!("SQS message {id}"),
+                &self.settings,
+                self.sources.as_ref(),
+            ) {
+                Ok(plan) => {
+                    let given = plan.sources.iter().map(|s| s.given.clone()).collect();
+                    combined.notices.extend(plan.notices);
+                    combined.sources.extend(
+                        plan.sources
+                            .into_iter()
+                            .filter(|s| seen.insert(s.given.clone())),
+                    );
+                    messages.push((id, Some(given)));
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    messages.push((id, None));
+                }
+            }
+        }
+        let outcome = self.run(&combined);
+        let failures = messages
+            .into_iter()
+            .filter(|(_, given)| match given {
+                None => true,
+                Some(given) => given
+                    .iter()
+                    .any(|g| outcome.reports.get(g).is_none_or(|r| !r.errors.is_empty())),
+            })
+            .map(|(id, _)| {
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = id;
+                failure
+            })
+            .collect();
+        let mut response = SqsBatchResponse::default();
+        response.batch_item_failures = failures;
+        let mut value =
+            serde_json::to_value(&response).unwrap_or_else(|_| Value::Object(Default::default()));
+        // Lambda reads batchItemFailures alone; the report rides along for whoever invoked the function by hand.
+        if let Value::Object(map) = &mut value {
+            map.insert("report".into(), report_value(&outcome.reports));
+        }
+        value
+    }
+
+    fn run(&self, plan: &Plan) -> run::RunOutcome {
+        run::run(
+            &self.settings,
+            plan,
+            self.sources.as_ref(),
+            self.derivatives.as_ref(),
+            &NEVER_STOPPED,
+            &|_, _| {},
+        )
+    }
+}
+
+/// The records of an SQS batch, when `event` is one (every record from `aws:sqs`).
+fn sqs_batch(event: &Value) -> Option<SqsEvent> {
+    let records = event.get("Records")?.as_array()?;
+    let from_sqs = |r: &Value| r.get("eventSource").and_then(Value::as_str) == Some("aws:sqs");
+    if records.is_empty() || !records.iter().all(from_sqs) {
+        return None;
+    }
+    serde_json::from_value(event.clone()).ok()
+}
+
+fn describe_failure(given: &str, report: &SourceReport) -> String {
+    let errors: Vec<String> = report
+        .errors
+        .iter()
+        .map(|(label, msg)| format!("{label}: {msg}"))
+        .collect();
+    format!("{given}: {}", errors.join(", "))
+}
+
+/// The report as `iiif-process` prints it (keys sorted at every level).
+fn report_value(reports: &BTreeMap<String, SourceReport>) -> Value {
+    serde_json::from_str(&iiif_process::report::to_pretty_json(reports)).unwrap_or(Value::Null)
+}
+
+/// The variables Lambda sets that the runtime client reads (and would panic without).
+fn check_lambda_env(env: Env) -> Result<(), InitError> {
+    for var in [
+        "AWS_LAMBDA_RUNTIME_API",
+        "AWS_LAMBDA_FUNCTION_NAME",
+        "AWS_LAMBDA_FUNCTION_VERSION",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    ] {
+        match env(var)? {
+            None => {
+                return Err(InitError::NotInLambda {
+                    var,
+                    problem: "not set",
+                })
+            }
+            Some(v) if var.ends_with("MEMORY_SIZE") && v.parse::<i32>().is_err() => {
+                return Err(InitError::NotInLambda {
+                    var,
+                    problem: "not a number",
+                })
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+fn process_env(var: &str) -> Result<Option<String>, InitError> {
+    match std::env::var(var) {
+        Ok(v) => Ok(Some(v)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(InitError::NotUnicode { var: var.into() }),
+    }
+}
+
+/// Serve invocations from the Lambda Runtime API until the process is ended.
+pub fn main() -> ExitCode {
+    if let Err(e) = check_lambda_env(&process_env) {
+        eprintln!("iiif-process-aws lambda: {e}");
+        return ExitCode::from(2);
+    }
+    let function = match Function::from_env() {
+        Ok(f) => Arc::new(f),
+        Err(e) => {
+            eprintln!("iiif-process-aws lambda: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // The runtime's client needs one thread; the work runs on the core's own threads (run loop, rayon, storage
+    // I/O), off the event loop, since the core blocks.
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("iiif-process-aws lambda: {}", InitError::Runtime(e));
+            return ExitCode::from(2);
+        }
+    };
+    let served = rt.block_on(lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<Value>| {
+            let function = Arc::clone(&function);
+            async move {
+                tokio::task::spawn_blocking(move || function.handle(&event.payload))
+                    .await
+                    .map_err(|e| InvocationError::Worker(e.to_string()))?
+            }
+        },
+    )));
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("iiif-process-aws lambda: the Lambda Runtime API: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of<'a>(
+        vars: &'a [(&'a str, &'a str)],
+    ) -> impl Fn(&str) -> Result<Option<String>, InitError> + 'a {
+        move |k| {
+            Ok(vars
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string()))
+        }
+    }
+
+    #[test]
+    fn sources_and_names_join_as_go_iiif_v8_joins_them() {
+        assert_eq!(
+            join_source("file:///etc/iiif/", "config.json"),
+            "/etc/iiif/config.json"
+        );
+        assert_eq!(join_source("/etc/iiif", "c.json"), "/etc/iiif/c.json");
+        assert_eq!(
+            join_source("s3://settings?region=us-east-1", "config.json"),
+            "s3://settings/config.json?region=us-east-1"
+        );
+        assert_eq!(
+            join_source("s3://settings/iiif/", "i.json"),
+            "s3://settings/iiif/i.json"
+        );
+    }
+
+    #[test]
+    fn settings_come_from_either_form_and_never_both() {
+        let env = env_of(&[
+            ("IIIF_CONFIG_SOURCE", "s3://settings?region=eu-west-1"),
+            ("IIIF_INSTRUCTIONS", "/var/task/instructions.json"),
+        ]);
+        assert_eq!(
+            args_from_env(&env).unwrap(),
+            [
+                "iiif-process",
+                "--config=s3://settings/config.json?region=eu-west-1",
+                "--instructions=/var/task/instructions.json",
+                "--report"
+            ]
+        );
+        let env = env_of(&[
+            ("IIIF_CONFIG", "/var/task/config.json"),
+            ("IIIF_INSTRUCTIONS_SOURCE", "file:///opt/iiif"),
+            ("IIIF_INSTRUCTIONS_NAME", "sfomuseum.json"),
+        ]);
+        assert_eq!(
+            args_from_env(&env).unwrap()[2],
+            "--instructions=/opt/iiif/sfomuseum.json"
+        );
+        let env = env_of(&[("IIIF_CONFIG", "a"), ("IIIF_CONFIG_SOURCE", "b")]);
+        let e = args_from_env(&env).unwrap_err().to_string();
+        assert!(e.contains("IIIF_CONFIG and IIIF_CONFIG_SOURCE"), "{e}");
+        let env = env_of(&[("IIIF_CONFIG", "a")]);
+        let e = args_from_env(&env).unwrap_err().to_string();
+        assert!(
+            e.contains("no instructions") && e.contains("IIIF_INSTRUCTIONS_SOURCE"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn only_sqs_records_are_an_sqs_batch() {
+        let sqs = serde_json::json!({"Records": [{"messageId": "m1", "body": "{}", "eventSource": "aws:sqs"}]});
+        let batch = sqs_batch(&sqs).unwrap();
+        assert_eq!(batch.records[0].message_id.as_deref(), Some("m1"));
+        let s3 = serde_json::json!({"Records": [{"eventSource": "aws:s3", "s3": {}}]});
+        assert!(sqs_batch(&s3).is_none());
+        let sns =
+            serde_json::json!({"Records": [{"EventSource": "aws:sns", "Sns": {"Message": "{}"}}]});
+        assert!(sqs_batch(&sns).is_none());
+        assert!(sqs_batch(&serde_json::json!({"Records": []})).is_none());
+    }
+}
