@@ -5,7 +5,12 @@
 //! Settings come from the environment once, at cold start: the config and instructions are read (from a file in
 //! the image or a bucket) and checked before the first event, so a broken setting fails the function's start
 //! instead of every invocation. The images themselves go through the core's stores, no AWS SDK.
+//!
+//! With `IIIF_DISPATCH=ecs|batch` the function processes nothing itself: it starts one ECS task or AWS Batch job
+//! (see [`crate::task`]) for each invocation's created objects, as go-iiif-aws's function does, for masters too
+//! big or too slow for a function.
 
+use crate::task::{self, Target, TargetError, TaskError};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use iiif_process::plan::{Plan, PlanError};
 use iiif_process::report::SourceReport;
@@ -61,6 +66,8 @@ pub enum InitError {
     },
     #[error("cannot start the Lambda runtime's event loop: {0}")]
     Runtime(std::io::Error),
+    #[error(transparent)]
+    Dispatch(#[from] TargetError),
 }
 
 /// Why an invocation failed: Lambda's error result (and, for asynchronous invocations, its retry).
@@ -76,6 +83,12 @@ pub enum InvocationError {
     },
     #[error("the invocation's worker thread stopped: {0}")]
     Worker(String),
+    #[error("cannot start a task for {sources}: {source}")]
+    Dispatch {
+        sources: String,
+        #[source]
+        source: TaskError,
+    },
 }
 
 impl From<InvocationError> for Diagnostic {
@@ -84,10 +97,18 @@ impl From<InvocationError> for Diagnostic {
             InvocationError::Event(_) => "BadEvent",
             InvocationError::Failed { .. } => "SourcesFailed",
             InvocationError::Worker(_) => "WorkerStopped",
+            InvocationError::Dispatch { .. } => "DispatchFailed",
         };
+        // The message with its causes, each once (the Display of a wrapping error leaves its source out).
+        let mut message = e.to_string();
+        let mut cause = std::error::Error::source(&e);
+        while let Some(c) = cause {
+            message.push_str(&format!(": {c}"));
+            cause = c.source();
+        }
         Diagnostic {
             error_type: format!("iiif-process.{kind}"),
-            error_message: e.to_string(),
+            error_message: message,
         }
     }
 }
@@ -165,11 +186,12 @@ fn join_source(source: &str, name: &str) -> String {
     }
 }
 
-/// The `iiif-process` arguments the environment makes: the config, the instructions, and `-report`, so that each
-/// source's report is written beside its derivatives as `process.json`.
+/// The `iiif-process` arguments a dispatched task gets (without the program name): the config and instructions
+/// the environment names, and `-report`, so that each source's report is written beside its derivatives as
+/// `process.json`. The config and instructions must be where the task can read them too (a bucket, or a file in
+/// both images).
 fn args_from_env(env: Env) -> Result<Vec<String>, InitError> {
     Ok(vec![
-        "iiif-process".into(),
         format!("--config={}", CONFIG.locate(env)?),
         format!("--instructions={}", INSTRUCTIONS.locate(env)?),
         "--report".into(),
@@ -181,6 +203,8 @@ pub struct Function {
     settings: Settings,
     sources: Box<dyn Store>,
     derivatives: Box<dyn Store>,
+    /// `IIIF_DISPATCH`'s target, and the arguments each task starts with.
+    dispatch: Option<(Target, Vec<String>)>,
 }
 
 /// Lambda ends a function with SIGKILL after its timeout; no signal stops a run part-way.
@@ -189,15 +213,124 @@ static NEVER_STOPPED: AtomicUsize = AtomicUsize::new(0);
 impl Function {
     /// Settings from the process's environment; the config and instructions are read now.
     pub fn from_env() -> Result<Function, InitError> {
-        let args = cli::parse(args_from_env(&process_env)?).map_err(InitError::Args)?;
+        // Checked here for a message that names every variable; the core then reads the same variables itself
+        // (every iiif-process flag can be set as IIIF_<FLAG>, as in go-iiif's -mode lambda).
+        let task_args = args_from_env(&process_env)?;
+        let args = cli::parse(["iiif-process", "--report"]).map_err(InitError::Args)?;
         let settings = Settings::from_args(&args)?;
         let sources = store::open(&settings.config.source, &settings.store_options)?;
         let derivatives = store::open(&settings.config.derivatives, &settings.store_options)?;
+        let dispatch = match process_env("IIIF_DISPATCH")? {
+            Some(v) if !v.trim().is_empty() => {
+                Some((Target::from_env(&|k| std::env::var(k).ok())?, task_args))
+            }
+            _ => None,
+        };
         Ok(Function {
             settings,
             sources,
             derivatives,
+            dispatch,
         })
+    }
+
+    /// `IIIF_DISPATCH`: one task for the invocation's created objects, started and not waited for. The answer
+    /// names the task and its sources; from SQS, the messages that name no object go back to the queue.
+    async fn dispatch(
+        self: Arc<Self>,
+        event: Value,
+        target: &Target,
+        base: &[String],
+    ) -> Result<Value, InvocationError> {
+        // Planning reads the source store, which blocks: off the event loop, as a run is.
+        let planner = Arc::clone(&self);
+        let planned = tokio::task::spawn_blocking(move || {
+            let planned = planner.planned_event(&event);
+            (event, planned)
+        })
+        .await
+        .map_err(|e| InvocationError::Worker(e.to_string()))?;
+        let (event, planned) = planned;
+        let (given, unreadable) = planned?;
+        let mut launched = Vec::new();
+        if !given.is_empty() {
+            let mut command = base.to_vec();
+            for g in &given {
+                command.push(format!("--uri={g}"));
+            }
+            launched = task::dispatch(target, command, None)
+                .await
+                .map_err(|source| InvocationError::Dispatch {
+                    sources: given.join(", "),
+                    source,
+                })?;
+            for l in &launched {
+                eprintln!("started {} for {}", l.arn, given.join(", "));
+            }
+        }
+        let mut answer = serde_json::json!({
+            "dispatched": launched.iter().map(|l| l.arn.clone()).collect::<Vec<_>>(),
+            "sources": given,
+        });
+        if sqs_batch(&event).is_some() {
+            let mut response = SqsBatchResponse::default();
+            response.batch_item_failures = unreadable
+                .into_iter()
+                .map(|id| {
+                    let mut f = BatchItemFailure::default();
+                    f.item_identifier = id;
+                    f
+                })
+                .collect();
+            if let (Value::Object(a), Ok(Value::Object(r))) =
+                (&mut answer, serde_json::to_value(&response))
+            {
+                a.extend(r);
+            }
+        }
+        Ok(answer)
+    }
+
+    /// The sources an event creates, and the SQS messages (by ID) that name none that can be read.
+    fn planned_event(&self, event: &Value) -> Result<(Vec<String>, Vec<String>), PlanError> {
+        let Some(batch) = sqs_batch(event) else {
+            return Ok((self.planned(&event.to_string(), "event")?, Vec::new()));
+        };
+        let mut given = Vec::new();
+        let mut unreadable = Vec::new();
+        for record in batch.records {
+            let id = record.message_id.unwrap_or_default();
+            let body = record.body.unwrap_or_default();
+            match self.planned(&body, &format!("SQS message {id}")) {
+                Ok(names) => {
+                    for n in names {
+                        if !given.contains(&n) {
+                            given.push(n);
+                        }
+                    }
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    unreadable.push(id);
+                }
+            }
+        }
+        Ok((given, unreadable))
+    }
+
+    /// The names of the sources an event's text creates (each once, in order), planned as a run plans them.
+    fn planned(&self, text: &str, name: &str) -> Result<Vec<String>, PlanError> {
+        let plan = Plan::from_event(text, name, &self.settings, self.sources.as_ref())?;
+        for n in &plan.notices {
+            eprintln!("{n}");
+        }
+        let mut seen = HashSet::new();
+        Ok(plan
+            .sources
+            .into_iter()
+            .map(|s| s.given)
+            .filter(|g| seen.insert(g.clone()))
+            .collect())
     }
 
     /// One invocation: an SQS batch answers with the messages to retry; any other event succeeds with the report
@@ -297,6 +430,7 @@ impl Function {
             plan,
             self.sources.as_ref(),
             self.derivatives.as_ref(),
+            None,
             &NEVER_STOPPED,
             &|_, _| {},
         )
@@ -391,6 +525,10 @@ pub fn main() -> ExitCode {
         move |event: LambdaEvent<Value>| {
             let function = Arc::clone(&function);
             async move {
+                if let Some((target, base)) = &function.dispatch {
+                    let (target, base) = (target.clone(), base.clone());
+                    return function.dispatch(event.payload, &target, &base).await;
+                }
                 tokio::task::spawn_blocking(move || function.handle(&event.payload))
                     .await
                     .map_err(|e| InvocationError::Worker(e.to_string()))?
@@ -447,7 +585,6 @@ mod tests {
         assert_eq!(
             args_from_env(&env).unwrap(),
             [
-                "iiif-process",
                 "--config=s3://settings/config.json?region=eu-west-1",
                 "--instructions=/var/task/instructions.json",
                 "--report"
@@ -459,7 +596,7 @@ mod tests {
             ("IIIF_INSTRUCTIONS_NAME", "sfomuseum.json"),
         ]);
         assert_eq!(
-            args_from_env(&env).unwrap()[2],
+            args_from_env(&env).unwrap()[1],
             "--instructions=/opt/iiif/sfomuseum.json"
         );
         let env = env_of(&[("IIIF_CONFIG", "a"), ("IIIF_CONFIG_SOURCE", "b")]);

@@ -48,12 +48,18 @@ pub const IGNORED: &str = "needs moto_server on PATH (pip install 'moto[server]'
 
 /// Start a moto server on a free loopback port; panics without `moto_server` on PATH.
 pub fn start() -> Moto {
+    start_with(&[])
+}
+
+/// As [`start`], with `env` added to the server's environment (moto's own settings, such as
+/// `MOTO_SIMPLE_BATCH_FAIL_AFTER`).
+pub fn start_with(env: &[(&str, &str)]) -> Moto {
     for _ in 0..3 {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("no free loopback port")
             .port();
-        if let Some(moto) = start_on(port) {
+        if let Some(moto) = start_on(port, env) {
             return moto;
         }
     }
@@ -61,11 +67,12 @@ pub fn start() -> Moto {
 }
 
 /// Start a moto server on `port`; `None` if it did not come up (the port was taken).
-fn start_on(port: u16) -> Option<Moto> {
+fn start_on(port: u16, env: &[(&str, &str)]) -> Option<Moto> {
     let dir = tempfile::tempdir().expect("cannot create a temporary directory");
     let log = std::fs::File::create(dir.path().join("moto.log")).unwrap();
     let spawned = Command::new("moto_server")
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
         .stderr(log)
@@ -219,6 +226,45 @@ impl Moto {
         let status = text.split_whitespace().nth(1)?.parse().ok()?;
         let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
         Some((status, body.to_string()))
+    }
+
+    /// A request to one of moto's services other than S3 (SQS, IAM, its own /moto-api/): moto routes by the
+    /// service named in the signature, which it does not check. The status and the body of the answer.
+    pub fn call(
+        &self,
+        method: &str,
+        target: &str,
+        service: &str,
+        headers: &[(&str, String)],
+        body: &[u8],
+    ) -> (u16, Vec<u8>) {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("moto is not answering");
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut head = format!(
+            "{method} {target} HTTP/1.0\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\n\
+             Authorization: AWS4-HMAC-SHA256 Credential={ACCESS_KEY}/20260101/{REGION}/{service}/aws4_request, \
+             SignedHeaders=host, Signature=0\r\n",
+            self.port,
+            body.len()
+        );
+        for (n, v) in headers {
+            head.push_str(&format!("{n}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        s.write_all(head.as_bytes()).unwrap();
+        s.write_all(body).unwrap();
+        let mut response = Vec::new();
+        s.read_to_end(&mut response).unwrap();
+        let end = response
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("an HTTP answer");
+        let status = String::from_utf8_lossy(&response[..end])
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        (status, response[end + 4..].to_vec())
     }
 
     /// The Content-Type and Cache-Control of `bucket/key`, as a HEAD request (S3's head-object) shows them.

@@ -5,15 +5,10 @@
 //!
 //! Needs `moto_server` on PATH (`.ci/run` installs it), so it is ignored unless run with `--include-ignored`.
 
-#[allow(dead_code)]
-#[path = "../../../tests/it/common/moto.rs"]
-mod moto;
-
+use crate::{fixture, moto};
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
@@ -32,12 +27,6 @@ const INSTRUCTIONS: &str = r#"{
   "b": {"size": "!256,256"},
   "sq": {"region": "square", "size": "64,", "format": "png"}
 }"#;
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures")
-        .join(name)
-}
 
 /// What the function answered to one invocation: its response, or its error.
 type Answer = Result<Value, Value>;
@@ -166,53 +155,14 @@ impl RuntimeApi {
     }
 }
 
-/// One HTTP/1.0 request to moto (as the core's moto harness sends them): the status and the body.
-fn http(
-    moto: &moto::Moto,
-    method: &str,
-    target: &str,
-    headers: &[(&str, String)],
-    body: &str,
-) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", moto.port())).expect("moto is not answering");
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut head = format!(
-        "{method} {target} HTTP/1.0\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\n",
-        moto.port(),
-        body.len()
-    );
-    for (n, v) in headers {
-        head.push_str(&format!("{n}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body.as_bytes()).unwrap();
-    let mut response = String::new();
-    s.read_to_string(&mut response).unwrap();
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    (status, body.to_string())
-}
-
-/// moto's SQS, through its JSON protocol (what the AWS SDKs speak); moto routes by the credential scope.
+/// moto's SQS, through its JSON protocol (what the AWS SDKs speak).
 fn sqs(moto: &moto::Moto, action: &str, body: Value) -> Value {
     let headers = [
         ("Content-Type", "application/x-amz-json-1.0".to_string()),
         ("X-Amz-Target", format!("AmazonSQS.{action}")),
-        (
-            "Authorization",
-            format!(
-                "AWS4-HMAC-SHA256 Credential={}/20260101/us-east-1/sqs/aws4_request, SignedHeaders=host, \
-                 Signature=0",
-                moto::ACCESS_KEY
-            ),
-        ),
     ];
-    let (status, answer) = http(moto, "POST", "/", &headers, &body.to_string());
+    let (status, answer) = moto.call("POST", "/", "sqs", &headers, body.to_string().as_bytes());
+    let answer = String::from_utf8_lossy(&answer);
     assert_eq!(status, 200, "SQS {action}: {answer}");
     serde_json::from_str(&answer).unwrap_or_else(|e| panic!("SQS {action}: {e}: {answer}"))
 }
@@ -281,6 +231,127 @@ fn mean_difference(derivative: &[u8], master: &Path) -> f64 {
     total as f64 / got.as_raw().len() as f64
 }
 
+/// The function as Lambda starts it: `bootstrap`, the Runtime API's address and the function's variables in its
+/// environment, with moto's AWS settings and `settings`.
+fn start_function(
+    moto: &moto::Moto,
+    api: &RuntimeApi,
+    bootstrap: &Path,
+    settings: &[(&str, String)],
+) -> Child {
+    let mut cmd = Command::new(bootstrap);
+    moto.env(&mut cmd)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_LAMBDA_RUNTIME_API", &api.address)
+        .env("AWS_LAMBDA_FUNCTION_NAME", "iiif-process")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "2048")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/iiif-process")
+        .env(
+            "AWS_LAMBDA_LOG_STREAM_NAME",
+            "2026/12/02/[$LATEST]0123456789abcdef",
+        )
+        .envs(settings.iter().map(|(k, v)| (k, v)))
+        .current_dir(bootstrap.parent().unwrap())
+        .stdin(Stdio::null());
+    cmd.spawn().unwrap()
+}
+
+#[test]
+#[ignore = "needs moto_server on PATH (pip install 'moto[server]')"]
+fn with_dispatch_each_upload_starts_an_ecs_task_that_makes_its_derivatives() {
+    let moto = moto::start();
+    for bucket in ["masters", "derivs", "settings"] {
+        moto.create_bucket(bucket);
+    }
+    // The task reads the same settings as the function: from a bucket. The endpoint is in each URI, since the
+    // task's work is done in this process (moto runs no containers), which has no AWS_ENDPOINT_URL.
+    let e = &moto.endpoint;
+    let config = format!(
+        r#"{{"profile": {{"services": {{"enable": ["blurhash"]}}}},
+            "images": {{"source": {{"uri": "s3://masters/scans?region=us-east-1&endpoint={e}"}}}},
+            "derivatives": {{"cache": {{"uri": "s3://derivs/iiif?region=us-east-1&endpoint={e}"}}}}}}"#
+    );
+    moto.put("settings", "iiif/config.json", config.into_bytes());
+    moto.put(
+        "settings",
+        "iiif/instructions.json",
+        INSTRUCTIONS.as_bytes().to_vec(),
+    );
+    let jpeg = std::fs::read(fixture("landscape.jpg")).unwrap();
+    moto.put("masters", "scans/photos/big.jpg", jpeg);
+    let rt = crate::task::runtime();
+    let (ecs, ecs_endpoint) = crate::task::ecs_setup(&moto, &rt);
+    let dir = tempfile::tempdir().unwrap();
+    let bootstrap = dir.path().join("bootstrap");
+    std::fs::copy(env!("CARGO_BIN_EXE_iiif-process-aws"), &bootstrap).unwrap();
+    let mut api = RuntimeApi::start();
+    let config = format!("s3://settings/iiif/config.json?region=us-east-1&endpoint={e}");
+    let instructions =
+        format!("s3://settings/iiif/instructions.json?region=us-east-1&endpoint={e}");
+    let mut function = start_function(
+        &moto,
+        &api,
+        &bootstrap,
+        &[
+            ("IIIF_CONFIG", config.clone()),
+            ("IIIF_INSTRUCTIONS", instructions.clone()),
+            ("IIIF_DISPATCH", "ecs".into()),
+            ("IIIF_ECS_CLUSTER", "museum".into()),
+            ("IIIF_ECS_TASK_DEFINITION", "iiif-process".into()),
+            ("IIIF_ECS_SUBNETS", "subnet-1".into()),
+            ("AWS_ENDPOINT_URL_ECS", ecs_endpoint),
+        ],
+    );
+
+    // An SQS batch: the upload's notification, and a message that is no event (only it goes back to the queue).
+    let upload = json!({"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+        "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": "masters"}, "object": {"key": "scans/photos/big.jpg", "size": 1}}}]});
+    let record = |id: &str, body: String| {
+        json!({"messageId": id, "receiptHandle": "r", "body": body, "attributes": {}, "messageAttributes": {},
+               "md5OfBody": "", "eventSource": "aws:sqs",
+               "eventSourceARN": format!("arn:aws:sqs:us-east-1:{ACCOUNT}:{QUEUE}"), "awsRegion": "us-east-1"})
+    };
+    let answer = api
+        .invoke(
+            &mut function,
+            json!({"Records": [record("m1", upload.to_string()), record("m2", "not json".into())]}),
+        )
+        .expect("the dispatch's answer");
+    assert_eq!(
+        answer["batchItemFailures"],
+        json!([{"itemIdentifier": "m2"}]),
+        "{answer}"
+    );
+    assert_eq!(answer["sources"], json!(["photos/big.jpg"]), "{answer}");
+    let (arn, command) = crate::task::started_task(&ecs, &rt);
+    assert_eq!(answer["dispatched"], json!([arn]), "{answer}");
+    assert_eq!(
+        command,
+        [
+            format!("--config={config}"),
+            format!("--instructions={instructions}"),
+            "--report".into(),
+            "--uri=photos/big.jpg".into()
+        ]
+    );
+    assert!(
+        moto.keys("derivs").is_empty(),
+        "the function made derivatives itself"
+    );
+    // What the task does with that command: the derivatives, where the function would have put them.
+    let reports = crate::task::run_as_the_task(&command);
+    assert_eq!(reports["photos/big.jpg"].dimensions["b"], [256, 171]);
+    assert!(moto
+        .keys("derivs")
+        .iter()
+        .any(|k| k.ends_with("/process.json")));
+    assert!(function.try_wait().unwrap().is_none());
+    let _ = function.kill();
+    let _ = function.wait();
+}
+
 #[test]
 #[ignore = "needs moto_server on PATH (pip install 'moto[server]')"]
 fn uploads_become_derivatives_and_a_corrupt_master_fails_alone() {
@@ -297,8 +368,19 @@ fn uploads_become_derivatives_and_a_corrupt_master_fails_alone() {
          <Queue>arn:aws:sqs:us-east-1:{ACCOUNT}:{QUEUE}</Queue><Event>s3:ObjectCreated:*</Event>\
          </QueueConfiguration></NotificationConfiguration>"
     );
-    let (status, answer) = http(&moto, "PUT", "/masters?notification", &[], &notification);
-    assert_eq!(status, 200, "PutBucketNotificationConfiguration: {answer}");
+    let (status, answer) = moto.call(
+        "PUT",
+        "/masters?notification",
+        "s3",
+        &[],
+        notification.as_bytes(),
+    );
+    assert_eq!(
+        status,
+        200,
+        "PutBucketNotificationConfiguration: {}",
+        crate::text(&answer)
+    );
 
     // The config from a bucket in go-iiif v8's source/name form; the instructions a file in the image.
     moto.put("settings", "iiif/config.json", CONFIG.as_bytes().to_vec());
@@ -321,22 +403,19 @@ fn uploads_become_derivatives_and_a_corrupt_master_fails_alone() {
     let bad = &messages["scans/photos/bad.jpg"];
 
     let mut api = RuntimeApi::start();
-    let mut cmd = Command::new(&bootstrap);
-    moto.env(&mut cmd)
-        .env("AWS_LAMBDA_RUNTIME_API", &api.address)
-        .env("AWS_LAMBDA_FUNCTION_NAME", "iiif-process")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "2048")
-        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/iiif-process")
-        .env(
-            "AWS_LAMBDA_LOG_STREAM_NAME",
-            "2026/12/02/[$LATEST]0123456789abcdef",
-        )
-        .env("IIIF_CONFIG_SOURCE", "s3://settings/iiif?region=us-east-1")
-        .env("IIIF_INSTRUCTIONS", dir.path().join("instructions.json"))
-        .current_dir(dir.path())
-        .stdin(Stdio::null());
-    let mut function = cmd.spawn().unwrap();
+    let instructions = dir.path().join("instructions.json");
+    let mut function = start_function(
+        &moto,
+        &api,
+        &bootstrap,
+        &[
+            (
+                "IIIF_CONFIG_SOURCE",
+                "s3://settings/iiif?region=us-east-1".into(),
+            ),
+            ("IIIF_INSTRUCTIONS", instructions.to_string_lossy().into()),
+        ],
+    );
 
     // The corrupt master's own notification, as S3 invokes a function directly: an error result.
     let bad_event: Value = serde_json::from_str(bad["Body"].as_str().unwrap()).unwrap();
@@ -368,7 +447,11 @@ fn uploads_become_derivatives_and_a_corrupt_master_fails_alone() {
         let path = source["uris"][label]
             .as_str()
             .unwrap_or_else(|| panic!("no uri for {label}: {report}"));
-        let key = format!("iiif/{}", path.trim_start_matches('/'));
+        // go-iiif v8's settings (IIIF_CONFIG_SOURCE) give v8's report: file:/// URIs, process_<hash>.json.
+        let key = format!(
+            "iiif/{}",
+            path.trim_start_matches("file://").trim_start_matches('/')
+        );
         assert!(keys.contains(&key), "{key} not in {keys:?}");
         key
     };
@@ -391,14 +474,15 @@ fn uploads_become_derivatives_and_a_corrupt_master_fails_alone() {
     // The report beside the derivatives, served as JSON.
     let written = keys
         .iter()
-        .find(|k| k.ends_with("/process.json"))
-        .unwrap_or_else(|| panic!("no process.json in {keys:?}"));
+        .find(|k| k.starts_with("iiif/photos/good one.jpg/process_") && k.ends_with(".json"))
+        .unwrap_or_else(|| panic!("no report in {keys:?}"));
     assert_eq!(
         moto.served_as("derivs", written).0.as_deref(),
         Some("application/json")
     );
     let written: Value = serde_json::from_slice(&moto.get("derivs", written).unwrap()).unwrap();
-    assert_eq!(written["photos/good one.jpg"]["uris"], source["uris"]);
+    // v8's report file holds the source's object alone.
+    assert_eq!(written["uris"], source["uris"], "{written}");
 
     // Both uploads in one SQS batch: only the corrupt master's message is to be retried.
     let batch = json!({"Records": [lambda_record(good), lambda_record(bad)]});
