@@ -11,7 +11,7 @@ set -euo pipefail
 export LC_ALL=C
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
-for tool in python3 vips taskset /usr/bin/time; do
+for tool in python3 vips vipsheader taskset /usr/bin/time; do
   command -v "$tool" >/dev/null || { echo "needs $tool" >&2; exit 1; }
 done
 corpus=${BENCH_CORPUS:-$root/bench-corpus}
@@ -93,7 +93,7 @@ cores=$(nproc)
 echo "| master | vCPUs | invocation wall s | peak RSS MiB |"
 echo "|---|--:|--:|--:|"
 for master in hero.jpg master100.jpg; do
-  mp=$(vips header -f width "$work/src/$master")x$(vips header -f height "$work/src/$master")
+  mp=$(vipsheader -f width "$work/src/$master")x$(vipsheader -f height "$work/src/$master")
   for cpus in 1 "$cores"; do
     rm -rf "$work/out" && mkdir -p "$work/out"
     read -r secs rss < <(invoke "$master" "$cpus")
