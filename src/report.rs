@@ -57,6 +57,19 @@ impl SourceReport {
     }
 }
 
+/// The report of the source named `given` in a report file as a run writes it: the 2019 form (`{uri: report}`)
+/// or go-iiif v8's (the report alone, which carries its source's fingerprint).
+pub fn stored(bytes: &[u8], given: &str) -> Option<SourceReport> {
+    serde_json::from_slice::<BTreeMap<String, SourceReport>>(bytes)
+        .ok()
+        .and_then(|mut m| m.remove(given))
+        .or_else(|| {
+            serde_json::from_slice::<SourceReport>(bytes)
+                .ok()
+                .filter(|r| r.origin_fingerprint.is_some())
+        })
+}
+
 /// Pretty JSON with keys sorted at every level, as go-iiif (Go's encoding/json over maps) prints it.
 pub fn to_pretty_json<T: Serialize>(value: &T) -> String {
     // Through serde_json::Value, whose maps are sorted, so struct fields come out in key order too.

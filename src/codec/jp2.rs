@@ -3,7 +3,9 @@
 //!
 //! The header is read here, not by OpenJPEG: the codestream's SIZ marker gives the size, the components and
 //! their depths, so an image over the pixel limit is refused before OpenJPEG allocates anything, and the JP2
-//! `colr` box gives the ICC profile for the colour management. Decoding is always at full resolution (level 0):
+//! `colr` box gives the ICC profile for the colour management. Decoding is in strips of whole tile rows, each an
+//! OpenJPEG decode area, so that its 32-bit planes never exist for the whole image; and always at full resolution
+//! (level 0):
 //! a reduced level would make a derivative's pixels depend on the wavelet's low-pass filter instead of the
 //! same Lanczos3 ladder every other source goes through.
 
@@ -15,6 +17,9 @@ const FORMAT: &str = "jp2";
 
 /// The JP2 signature box, the first 12 bytes of every JP2 file.
 const JP2_SIGNATURE: &[u8] = b"\0\0\0\x0CjP  \r\n\x87\n";
+/// Rows decoded at once at the least: OpenJPEG's 32-bit planes exist for one strip at a time, not the image.
+pub const STRIP_ROWS: u32 = 1024;
+
 /// SOC then SIZ: how every codestream begins.
 const J2K_START: &[u8] = b"\xFF\x4F\xFF\x51";
 
@@ -35,6 +40,12 @@ fn error(message: impl Into<String>) -> CodecError {
 pub struct Header {
     pub width: u32,
     pub height: u32,
+    /// The image area's origin on the reference grid (XOsiz, YOsiz), where decode areas are given.
+    pub x0: u32,
+    pub y0: u32,
+    /// The rows of each strip the image is decoded in: whole rows of tiles (at least [`STRIP_ROWS`]), so that no
+    /// tile is decoded twice, or [`STRIP_ROWS`] rows of an untiled image.
+    pub strip_rows: u32,
     /// Bits per sample of each component (1 to 16; deeper files are refused).
     pub depths: Vec<u8>,
     /// The JP2 `colr` box's ICC profile (method 2 or 3); none for a codestream or an enumerated space.
@@ -51,15 +62,18 @@ impl Header {
         } else {
             1
         };
-        (self.depths.len() * (4 + sample)) as u8
+        let n = self.depths.len() as u64;
+        // The image's samples, and one strip's 32-bit planes spread over the image's rows (rounded up).
+        let strip = (4 * n * u64::from(self.strip_rows)).div_ceil(u64::from(self.height.max(1)));
+        (n * sample + strip.min(4 * n)) as u8
     }
 }
 
 /// Read the header; refuse images over `max_pixels`, and what the decode cannot turn into pixels (more than four
 /// components, subsampled components, samples deeper than 16 bits).
 pub fn header(bytes: &[u8], max_pixels: u64, icc_cap: usize) -> Result<Header, CodecError> {
-    let (codestream, icc) = if bytes.starts_with(J2K_START) {
-        (bytes, None)
+    let (codestream, icc, palette) = if bytes.starts_with(J2K_START) {
+        (bytes, None, None)
     } else {
         boxes(bytes, icc_cap)?
     };
@@ -88,13 +102,21 @@ pub fn header(bytes: &[u8], max_pixels: u64, icc_cap: usize) -> Result<Header, C
         _ => return Err(error(format!("empty image area {x0},{y0} to {x1},{y1}"))),
     };
     check_pixels(width, height, max_pixels)?;
+    // Tiles: YTsiz rows each, the first starting at YTOsiz (at or above the image's top).
+    let (tile_h, tile_y0) = (u32_at(24).ok_or_else(short)?, u32_at(32).ok_or_else(short)?);
+    let strip_rows = if tile_h == 0 || tile_h >= height || tile_y0 != 0 || y0 % tile_h != 0 {
+        // Untiled, or tiles not aligned on the image's top: plain strips.
+        STRIP_ROWS.min(height)
+    } else {
+        tile_h * STRIP_ROWS.div_ceil(tile_h)
+    };
     let components = u16_at(36).ok_or_else(short)?;
     if !(1..=4).contains(&components) {
         return Err(error(format!(
             "{components} components (1 to 4 are supported: grey, grey and alpha, RGB, RGBA)"
         )));
     }
-    let mut depths = Vec::with_capacity(4);
+    let mut depths: Vec<u8> = Vec::with_capacity(4);
     for c in 0..usize::from(components) {
         let at = 38 + 3 * c;
         let spec = siz.get(at..at + 3).ok_or_else(short)?;
@@ -112,18 +134,40 @@ pub fn header(bytes: &[u8], max_pixels: u64, icc_cap: usize) -> Result<Header, C
         }
         depths.push(depth);
     }
+    // A palette (pclr) maps the one index component to its columns, which OpenJPEG gives as the components.
+    if let Some(columns) = palette {
+        if components != 1 {
+            return Err(error(format!(
+                "a palette over {components} components (a palette over one index component is supported)"
+            )));
+        }
+        if !(1..=4).contains(&columns.len()) || columns.iter().any(|&d| d > 16) {
+            return Err(error(format!(
+                "a palette of {} columns of {:?} bits (1 to 4 columns of at most 16 bits are supported)",
+                columns.len(),
+                columns
+            )));
+        }
+        depths = columns;
+    }
     Ok(Header {
         width,
         height,
+        x0,
+        y0,
+        strip_rows,
         depths,
         icc,
     })
 }
 
-/// A JP2 file's codestream (the `jp2c` box) and the ICC profile of its first `colr` box, if that holds one of
-/// at most `icc_cap` bytes.
-fn boxes(bytes: &[u8], icc_cap: usize) -> Result<(&[u8], Option<Vec<u8>>), CodecError> {
+/// A JP2 file's codestream (the `jp2c` box), the ICC profile of its first `colr` box if that holds one of at
+/// most `icc_cap` bytes, and the bit depth of each column of its palette (`pclr`), if it has one.
+type Boxes<'a> = (&'a [u8], Option<Vec<u8>>, Option<Vec<u8>>);
+
+fn boxes(bytes: &[u8], icc_cap: usize) -> Result<Boxes<'_>, CodecError> {
     let mut icc = None;
+    let mut palette = None;
     let mut colr_seen = false;
     let mut rest = bytes;
     while !rest.is_empty() {
@@ -143,10 +187,18 @@ fn boxes(bytes: &[u8], icc_cap: usize) -> Result<(&[u8], Option<Vec<u8>>), Codec
                             .filter(|p| !p.is_empty() && p.len() <= icc_cap)
                             .map(<[u8]>::to_vec);
                     }
+                    if kind == b"pclr" {
+                        // NE (2 bytes), NPC (1), then each column's depth byte: bits less one, 0x80 if signed.
+                        let columns = content
+                            .get(2)
+                            .and_then(|&n| content.get(3..3 + usize::from(n)))
+                            .ok_or_else(|| error("the palette (pclr) box is cut short"))?;
+                        palette = Some(columns.iter().map(|b| (b & 0x7F) + 1).collect());
+                    }
                     inner = next;
                 }
             }
-            b"jp2c" => return Ok((content, icc)),
+            b"jp2c" => return Ok((content, icc, palette)),
             _ => {}
         }
         rest = next;
@@ -183,64 +235,122 @@ fn jp2_box(bytes: &[u8]) -> Result<JpBox<'_>, CodecError> {
     Ok((kind, content, &bytes[len..]))
 }
 
-/// Decode at full resolution; `strict` refuses a truncated codestream instead of decoding what is there.
+/// Decode at full resolution, strip by strip (so OpenJPEG's 32-bit planes exist for one strip at a time);
+/// `strict` refuses a truncated codestream instead of decoding what is there.
 pub fn decode(bytes: &[u8], header: &Header, strict: bool) -> Result<DynamicImage, CodecError> {
-    let params = jpeg2k::DecodeParameters::new().strict(strict);
-    let image = jpeg2k::Image::from_bytes_with(bytes, params).map_err(|e| {
-        error(format!(
-            "OpenJPEG could not decode it ({e}): the file is damaged or truncated"
-        ))
-    })?;
-    let comps = image.components();
     let (w, h) = (header.width, header.height);
-    if comps.len() != header.depths.len() || comps.iter().any(|c| (c.width(), c.height()) != (w, h))
-    {
-        return Err(error(format!(
-            "OpenJPEG decoded {} components of other sizes than the header's {w}x{h}",
-            comps.len()
-        )));
+    let n = header.depths.len();
+    let deep = header.depths.iter().any(|&d| d > 8);
+    let len = (w as usize)
+        .checked_mul(h as usize)
+        .and_then(|p| p.checked_mul(n))
+        .ok_or_else(|| error("the image is too large to address"))?;
+    let mut out = if deep {
+        Samples::U16(reserve(len)?)
+    } else {
+        Samples::U8(reserve(len)?)
+    };
+    let mut top = 0;
+    while top < h {
+        let rows = header.strip_rows.min(h - top);
+        let area = jpeg2k::DecodeArea::new(
+            header.x0,
+            header.y0 + top,
+            header.x0 + w,
+            header.y0 + top + rows,
+        );
+        let params = jpeg2k::DecodeParameters::new()
+            .strict(strict)
+            .decode_area(Some(area));
+        let image = jpeg2k::Image::from_bytes_with(bytes, params).map_err(|e| {
+            error(format!(
+                "OpenJPEG could not decode it ({e}): the file is damaged or truncated"
+            ))
+        })?;
+        let comps = image.components();
+        if comps.len() != n || comps.iter().any(|c| (c.width(), c.height()) != (w, rows)) {
+            return Err(error(format!(
+                "OpenJPEG decoded {} components where the header has {n}, or not of {w}x{rows} pixels",
+                comps.len()
+            )));
+        }
+        let space = image.color_space();
+        use jpeg2k::ColorSpace;
+        if matches!(space, ColorSpace::CMYK | ColorSpace::EYCC) {
+            return Err(error(format!(
+                "colour space {space:?} is not supported (grey, RGB and sYCC are)"
+            )));
+        }
+        let ycc = matches!(space, ColorSpace::SYCC);
+        let planes: Vec<Plane> = comps
+            .iter()
+            .map(|c| Plane {
+                data: c.data(),
+                depth: c.precision().clamp(1, 16),
+                signed: c.is_signed(),
+            })
+            .collect();
+        if planes
+            .iter()
+            .any(|p| p.data.len() < w as usize * rows as usize)
+        {
+            return Err(error("OpenJPEG returned fewer samples than the image has"));
+        }
+        let at = top as usize * w as usize * n;
+        let end = at + rows as usize * w as usize * n;
+        match &mut out {
+            Samples::U8(v) => interleave(&mut v[at..end], w, &planes, ycc),
+            Samples::U16(v) => interleave(&mut v[at..end], w, &planes, ycc),
+        }
+        top += rows;
     }
-    let planes: Vec<Plane> = comps
-        .iter()
-        .map(|c| Plane {
-            data: c.data(),
-            depth: c.precision().clamp(1, 16),
-            signed: c.is_signed(),
-        })
-        .collect();
-    let deep = planes.iter().any(|p| p.depth > 8);
-    let space = image.color_space();
-    use jpeg2k::ColorSpace;
-    let ycc = matches!(space, ColorSpace::SYCC);
-    if matches!(space, ColorSpace::CMYK | ColorSpace::EYCC) {
-        return Err(error(format!(
-            "colour space {space:?} is not supported (grey, RGB and sYCC are)"
-        )));
-    }
+    let wrong = || error("the pixel buffer has the wrong size");
     // The alpha channel is the last component (a cdef box that moves it elsewhere is applied by OpenJPEG).
-    Ok(match (planes.as_slice(), deep) {
-        ([l], false) => DynamicImage::ImageLuma8(interleave::<Luma<u8>, 1>(w, h, &[l], false)?),
-        ([l], true) => DynamicImage::ImageLuma16(interleave::<Luma<u16>, 1>(w, h, &[l], false)?),
-        ([l, a], false) => {
-            DynamicImage::ImageLumaA8(interleave::<LumaA<u8>, 2>(w, h, &[l, a], false)?)
+    Ok(match (out, n) {
+        (Samples::U8(v), 1) => DynamicImage::ImageLuma8(
+            ImageBuffer::<Luma<u8>, _>::from_raw(w, h, v).ok_or_else(wrong)?,
+        ),
+        (Samples::U16(v), 1) => DynamicImage::ImageLuma16(
+            ImageBuffer::<Luma<u16>, _>::from_raw(w, h, v).ok_or_else(wrong)?,
+        ),
+        (Samples::U8(v), 2) => DynamicImage::ImageLumaA8(
+            ImageBuffer::<LumaA<u8>, _>::from_raw(w, h, v).ok_or_else(wrong)?,
+        ),
+        (Samples::U16(v), 2) => DynamicImage::ImageLumaA16(
+            ImageBuffer::<LumaA<u16>, _>::from_raw(w, h, v).ok_or_else(wrong)?,
+        ),
+        (Samples::U8(v), 3) => {
+            DynamicImage::ImageRgb8(ImageBuffer::<Rgb<u8>, _>::from_raw(w, h, v).ok_or_else(wrong)?)
         }
-        ([l, a], true) => {
-            DynamicImage::ImageLumaA16(interleave::<LumaA<u16>, 2>(w, h, &[l, a], false)?)
-        }
-        ([r, g, b], false) => {
-            DynamicImage::ImageRgb8(interleave::<Rgb<u8>, 3>(w, h, &[r, g, b], ycc)?)
-        }
-        ([r, g, b], true) => {
-            DynamicImage::ImageRgb16(interleave::<Rgb<u16>, 3>(w, h, &[r, g, b], ycc)?)
-        }
-        ([r, g, b, a], false) => {
-            DynamicImage::ImageRgba8(interleave::<Rgba<u8>, 4>(w, h, &[r, g, b, a], ycc)?)
-        }
-        ([r, g, b, a], true) => {
-            DynamicImage::ImageRgba16(interleave::<Rgba<u16>, 4>(w, h, &[r, g, b, a], ycc)?)
-        }
-        _ => return Err(error(format!("{} components", planes.len()))),
+        (Samples::U16(v), 3) => DynamicImage::ImageRgb16(
+            ImageBuffer::<Rgb<u16>, _>::from_raw(w, h, v).ok_or_else(wrong)?,
+        ),
+        (Samples::U8(v), 4) => DynamicImage::ImageRgba8(
+            ImageBuffer::<Rgba<u8>, _>::from_raw(w, h, v).ok_or_else(wrong)?,
+        ),
+        (Samples::U16(v), 4) => DynamicImage::ImageRgba16(
+            ImageBuffer::<Rgba<u16>, _>::from_raw(w, h, v).ok_or_else(wrong)?,
+        ),
+        (_, n) => return Err(error(format!("{n} components"))),
     })
+}
+
+/// The decoded image's interleaved samples, 8 or 16 bits.
+enum Samples {
+    U8(Vec<u8>),
+    U16(Vec<u16>),
+}
+
+/// A zeroed buffer of `len` samples, or the error that says how much could not be had.
+fn reserve<S: Sample>(len: usize) -> Result<Vec<S>, CodecError> {
+    let mut out = Vec::new();
+    out.try_reserve_exact(len)
+        .map_err(|_| CodecError::OutOfMemory {
+            what: "the decoded JPEG 2000 image",
+            bytes: len * std::mem::size_of::<S>(),
+        })?;
+    out.resize(len, S::DEFAULT_MIN_VALUE);
+    Ok(out)
 }
 
 /// One decoded component: OpenJPEG's 32-bit samples of `depth` bits.
@@ -280,51 +390,30 @@ impl Sample for u16 {
     }
 }
 
-/// The planes as one interleaved image, row by row in parallel; `ycc` converts the first three components
-/// from sYCC to RGB (ITU-R BT.601 full range, as OpenJPEG's own tools do).
-fn interleave<P, const N: usize>(
-    w: u32,
-    h: u32,
-    planes: &[&Plane; N],
-    ycc: bool,
-) -> Result<ImageBuffer<P, Vec<P::Subpixel>>, CodecError>
-where
-    P: image::Pixel,
-    P::Subpixel: Sample,
-{
-    let row = w as usize * N;
-    let len = row
-        .checked_mul(h as usize)
-        .ok_or_else(|| error("the image is too large to address"))?;
-    if planes.iter().any(|p| p.data.len() < len / N) {
-        return Err(error("OpenJPEG returned fewer samples than the image has"));
-    }
-    let mut out = Vec::new();
-    out.try_reserve_exact(len)
-        .map_err(|_| CodecError::OutOfMemory {
-            what: "the decoded JPEG 2000 image",
-            bytes: len * std::mem::size_of::<P::Subpixel>(),
-        })?;
-    out.resize(len, <P::Subpixel as image::Primitive>::DEFAULT_MIN_VALUE);
-    out.par_chunks_mut(row).enumerate().for_each(|(y, line)| {
-        for (x, px) in line.chunks_exact_mut(N).enumerate() {
-            let i = y * w as usize + x;
-            let mut v = [0f32; N];
-            for (c, p) in planes.iter().enumerate() {
-                v[c] = p.unit(i);
+/// The planes of one strip interleaved into `out` (its rows of `w` pixels), row by row in parallel; `ycc`
+/// converts the first three components from sYCC to RGB (ITU-R BT.601 full range, as OpenJPEG's own tools do).
+fn interleave<S: Sample>(out: &mut [S], w: u32, planes: &[Plane], ycc: bool) {
+    let n = planes.len();
+    out.par_chunks_mut(w as usize * n)
+        .enumerate()
+        .for_each(|(y, line)| {
+            for (x, px) in line.chunks_exact_mut(n).enumerate() {
+                let i = y * w as usize + x;
+                let mut v = [0f32; 4];
+                for (c, p) in planes.iter().enumerate() {
+                    v[c] = p.unit(i);
+                }
+                if ycc && n >= 3 {
+                    let (y_, cb, cr) = (v[0], v[1] - 0.5, v[2] - 0.5);
+                    v[0] = (y_ + 1.402 * cr).clamp(0.0, 1.0);
+                    v[1] = (y_ - 0.344_136 * cb - 0.714_136 * cr).clamp(0.0, 1.0);
+                    v[2] = (y_ + 1.772 * cb).clamp(0.0, 1.0);
+                }
+                for (s, v) in px.iter_mut().zip(v) {
+                    *s = S::from_unit(v);
+                }
             }
-            if ycc && N >= 3 {
-                let (y_, cb, cr) = (v[0], v[1] - 0.5, v[2] - 0.5);
-                v[0] = (y_ + 1.402 * cr).clamp(0.0, 1.0);
-                v[1] = (y_ - 0.344_136 * cb - 0.714_136 * cr).clamp(0.0, 1.0);
-                v[2] = (y_ + 1.772 * cb).clamp(0.0, 1.0);
-            }
-            for (s, v) in px.iter_mut().zip(v) {
-                *s = P::Subpixel::from_unit(v);
-            }
-        }
-    });
-    ImageBuffer::from_raw(w, h, out).ok_or_else(|| error("the pixel buffer has the wrong size"))
+        });
 }
 
 #[cfg(test)]

@@ -90,12 +90,84 @@ fn open(bytes: &[u8], max_pixels: u64) -> Result<Option<Opened<'_>>, CodecError>
     }
     let (width, height) = decoder.dimensions().map_err(error)?;
     check_pixels(width, height, max_pixels)?;
+    if own == Own::JpegYcbcr {
+        check_jpeg_segments(bytes, &mut decoder, height)?;
+    }
     Ok(Some(Opened {
         decoder,
         own,
         width,
         height,
     }))
+}
+
+/// Each JPEG tile or strip may declare no larger a frame than its tile or strip: the `tiff` crate hands each
+/// to a JPEG decoder that would allocate whatever the frame header says (up to 16384 x 16384), beyond the pixel
+/// limit the whole image was checked against.
+fn check_jpeg_segments(
+    bytes: &[u8],
+    decoder: &mut Decoder<Cursor<&[u8]>>,
+    height: u32,
+) -> Result<(), CodecError> {
+    let tag = |d: &mut Decoder<Cursor<&[u8]>>, t| d.find_tag_unsigned::<u32>(t).ok().flatten();
+    let (offsets, counts, max_w, max_h) = match tag(decoder, Tag::TileWidth) {
+        Some(tile_w) => (
+            Tag::TileOffsets,
+            Tag::TileByteCounts,
+            tile_w,
+            tag(decoder, Tag::TileLength).unwrap_or(tile_w),
+        ),
+        None => (
+            Tag::StripOffsets,
+            Tag::StripByteCounts,
+            decoder.dimensions().map_err(error)?.0,
+            tag(decoder, Tag::RowsPerStrip)
+                .unwrap_or(height)
+                .min(height),
+        ),
+    };
+    let vec = |d: &mut Decoder<Cursor<&[u8]>>, t| d.get_tag_u64_vec(t).map_err(error);
+    let (offsets, counts) = (vec(decoder, offsets)?, vec(decoder, counts)?);
+    for (i, (&at, &len)) in offsets.iter().zip(&counts).enumerate() {
+        let segment = usize::try_from(at)
+            .ok()
+            .zip(usize::try_from(at.saturating_add(len)).ok())
+            .and_then(|(a, b)| bytes.get(a..b))
+            .ok_or_else(|| error(format!("JPEG segment {i} runs past the end of the file")))?;
+        if let Some((w, h)) = jpeg_frame_size(segment) {
+            if w > max_w || h > max_h {
+                return Err(error(format!(
+                    "JPEG segment {i} declares a {w}x{h} frame in a {max_w}x{max_h} tile or strip"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The frame size a JPEG stream's SOF marker declares (width, height), read from the markers before its scan.
+fn jpeg_frame_size(jpeg: &[u8]) -> Option<(u32, u32)> {
+    let mut at = 2; // after SOI
+    while at + 4 <= jpeg.len() {
+        if jpeg[at] != 0xFF {
+            return None;
+        }
+        let marker = jpeg[at + 1];
+        let len = usize::from(u16::from_be_bytes([jpeg[at + 2], jpeg[at + 3]]));
+        match marker {
+            // SOF0..SOF15, less DHT (C4), JPG (C8) and DAC (CC).
+            0xC0..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC) => {
+                let sof = jpeg.get(at + 4..at + 9)?;
+                let h = u32::from(u16::from_be_bytes([sof[1], sof[2]]));
+                let w = u32::from(u16::from_be_bytes([sof[3], sof[4]]));
+                return Some((w, h));
+            }
+            // Start of scan: no frame header before it.
+            0xDA => return None,
+            _ => at += 2 + len,
+        }
+    }
+    None
 }
 
 /// The header of a TIFF this module decodes; `None` for the others.
@@ -166,6 +238,18 @@ fn ycbcr_to_rgb(v: &mut [u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_frame_size_is_read_from_the_sof_marker_after_other_segments() {
+        // SOI, a DQT of 4 bytes, SOF0 of a 300x200 frame, SOS.
+        let jpeg = [
+            0xFF, 0xD8, 0xFF, 0xDB, 0x00, 0x04, 0x00, 0x00, 0xFF, 0xC0, 0x00, 0x11, 0x08, 0x00,
+            0xC8, 0x01, 0x2C, 0x03, 0xFF, 0xDA,
+        ];
+        assert_eq!(jpeg_frame_size(&jpeg), Some((300, 200)));
+        assert_eq!(jpeg_frame_size(&[0xFF, 0xD8, 0xFF, 0xDA, 0, 2]), None);
+        assert_eq!(jpeg_frame_size(&[0xFF, 0xD8, 0xFF, 0xC0, 0, 17, 8]), None);
+    }
 
     #[test]
     fn ycbcr_neutral_is_grey_and_primaries_come_out_as_jfif_defines_them() {

@@ -293,6 +293,23 @@ impl Settings {
             },
         })
     }
+
+    /// Where the `-report` file for `uri` goes (`fingerprint`: its source's, for idsecret names), relative to the
+    /// report bucket when there is one, else to the derivatives; `None` without `-report`.
+    pub fn report_key(&self, uri: &crate::naming::SourceUri, fingerprint: &str) -> Option<String> {
+        let name = self.report_file.as_ref()?;
+        Some(match &self.report_form {
+            ReportForm::Classic => uri.report_key(name, fingerprint),
+            ReportForm::V8 { template, bucket } => {
+                let key = uri.report_key(&template.name(&uri.origin), fingerprint);
+                match bucket {
+                    // As go-iiif: a report bucket holds the reports under their names alone.
+                    Some(_) => key.rsplit('/').next().unwrap_or_default().to_string(),
+                    None => key,
+                }
+            }
+        })
+    }
 }
 
 /// The default `-max-memory`: a share of the available memory; 2 GiB where it cannot be read.

@@ -218,21 +218,8 @@ pub fn process(ctx: &Context, planned: &PlannedSource) -> Outcome {
             }
         }
     }
-    let report_key = settings
-        .report_file
-        .as_ref()
-        .map(|name| match &settings.report_form {
-            ReportForm::Classic => uri.report_key(name, &fingerprint),
-            ReportForm::V8 { template, bucket } => {
-                let key = uri.report_key(&template.name(&uri.origin), &fingerprint);
-                match bucket {
-                    // As go-iiif: a report bucket holds the reports under their names alone.
-                    Some(_) => key.rsplit('/').next().unwrap_or_default().to_string(),
-                    None => key,
-                }
-            }
-        })
-        .filter(|key| match ctx.claims.claim(key, &uri.given) {
+    let report_key = settings.report_key(&uri, &fingerprint).filter(|key| {
+        match ctx.claims.claim(key, &uri.given) {
             Ok(()) => true,
             Err(claims::Owner(other)) => {
                 report.errors.insert(
@@ -241,7 +228,8 @@ pub fn process(ctx: &Context, planned: &PlannedSource) -> Outcome {
                 );
                 false
             }
-        });
+        }
+    });
     let report_store = ctx.reports.unwrap_or(ctx.derivatives);
     if settings.dry_run {
         return Outcome::done(report);
@@ -254,7 +242,7 @@ pub fn process(ctx: &Context, planned: &PlannedSource) -> Outcome {
         previous = report_key
             .as_ref()
             .and_then(|k| report_store.read(k).ok())
-            .and_then(|b| stored_report(&b, &uri.given));
+            .and_then(|b| crate::report::stored(&b, &uri.given));
         // A master replaced under the same name: everything made from the old one is stale.
         let stale = previous
             .as_ref()
@@ -444,18 +432,6 @@ pub fn process(ctx: &Context, planned: &PlannedSource) -> Outcome {
         }
     }
     Outcome::done(report)
-}
-
-/// A report read back for `-skip-existing`: the 2019 form (`{uri: report}`) or go-iiif v8's (the report alone).
-fn stored_report(bytes: &[u8], given: &str) -> Option<SourceReport> {
-    serde_json::from_slice::<BTreeMap<String, SourceReport>>(bytes)
-        .ok()
-        .and_then(|mut m| m.remove(given))
-        .or_else(|| {
-            serde_json::from_slice::<SourceReport>(bytes)
-                .ok()
-                .filter(|r| r.origin_fingerprint.is_some())
-        })
 }
 
 /// Does a file whose header says `stored` hold derivative `d`? A byte copy keeps the source's EXIF orientation,

@@ -7,12 +7,17 @@ use image::DynamicImage;
 
 /// Each master, and the least PSNR (dB) its full-size derivative must keep against libvips' decode: 45 where
 /// both decoders must agree exactly (JPEG 2000, lossless or not, is OpenJPEG's in both; the uncompressed and
-/// deflated TIFFs), 38 where two JPEG decoders may round and upsample chroma differently.
-const MASTERS: [(&str, f64); 9] = [
+/// deflated TIFFs), 38 where two JPEG decoders may round and upsample chroma differently. The palette JP2's
+/// truth is OpenJPEG's own decoder's (libvips 8.14 aborts on it).
+const MASTERS: [(&str, f64); 12] = [
     ("coffee_lossless.jp2", 45.0),
     ("coffee_lossless.j2k", 45.0),
     ("coffee_lossy.jp2", 45.0),
     ("camera_gray.jp2", 45.0),
+    ("camera_palette.jp2", 45.0),
+    // Decoded in two strips: 1050 rows, untiled and in 256-row tiles.
+    ("dune_column.jp2", 45.0),
+    ("dune_column_tiled.jp2", 45.0),
     ("coffee_rgb16.jp2", 45.0),
     ("coffee_rgba.jp2", 45.0),
     ("coffee_pyramid_jpeg.tif", 38.0),
@@ -144,6 +149,52 @@ fn fails_alone(name: &str, bad: &[u8], words: &[&str], args: &[&str]) {
 fn a_jpeg2000_codestream_cut_in_its_header_is_that_source_s_error() {
     let cs = std::fs::read(master("coffee_lossless.j2k")).unwrap();
     fails_alone("cut.j2k", &cs[..60], &["jp2", "truncated"], &[]);
+}
+
+#[test]
+fn a_jpeg2000_file_cut_in_its_image_data_is_that_source_s_error() {
+    // A bare codestream cut at two thirds, and a JP2 whose codestream box runs to the end of the file (length 0,
+    // so no box length shows the cut) cut at nine tenths: what is there would decode, blurred or grey.
+    let cs = std::fs::read(master("coffee_lossless.j2k")).unwrap();
+    fails_alone("cut.j2k", &cs[..cs.len() * 2 / 3], &["truncated"], &[]);
+    let mut jp2 = std::fs::read(master("coffee_lossless.jp2")).unwrap();
+    let at = jp2.windows(4).position(|w| w == b"jp2c").unwrap() - 4;
+    jp2[at..at + 4].copy_from_slice(&[0; 4]);
+    let whole = jp2.clone();
+    fails_alone("cut.jp2", &jp2[..jp2.len() * 9 / 10], &["truncated"], &[]);
+    // The same file whole decodes: the length 0 is not what fails it.
+    fails_alone("cut.j2k", &cs[..60], &["jp2"], &[]);
+    let dir = tempdir();
+    let path = dir.path().join("whole.jp2");
+    std::fs::write(&path, &whole).unwrap();
+    let s = Setup::new(
+        FULL_CONFIG,
+        r#"{"n": {"size": "!64,64"}}"#,
+        &[("whole.jp2", path)],
+    );
+    assert_exit(&s.run(&["-quiet", "-uri", "whole.jp2"]), 0);
+}
+
+#[test]
+fn a_jpeg_tile_in_a_tiff_declaring_a_huge_frame_is_refused_before_it_is_decoded() {
+    // Every tile's frame header (SOF0) says 16000x16000: a JPEG decoder would allocate 768 MB for each.
+    let mut tif = std::fs::read(master("coffee_pyramid_jpeg.tif")).unwrap();
+    let sofs: Vec<usize> = tif
+        .windows(2)
+        .enumerate()
+        .filter(|(_, w)| w == &[0xFF, 0xC0])
+        .map(|(i, _)| i)
+        .collect();
+    assert!(!sofs.is_empty());
+    for at in sofs {
+        tif[at + 5..at + 9].copy_from_slice(&[0x3E, 0x80, 0x3E, 0x80]);
+    }
+    fails_alone(
+        "huge_tile.tif",
+        &tif,
+        &["declares a 16000x16000 frame in a 64x64 tile"],
+        &[],
+    );
 }
 
 #[test]

@@ -12,8 +12,8 @@ use aws_sdk_ecs::types::{
 };
 use clap::{CommandFactory, Parser};
 use iiif_process::plan::{Plan, PlannedSource};
-use iiif_process::report::{to_pretty_json, SourceReport};
-use iiif_process::settings::Settings;
+use iiif_process::report::{self, to_pretty_json, SourceReport};
+use iiif_process::settings::{ReportForm, Settings};
 use iiif_process::store::{self, Store, StoreError};
 use iiif_process::{cli, naming};
 use std::collections::BTreeMap;
@@ -87,6 +87,9 @@ pub struct TaskArgs {
     /// File name of each source's report, written beside its derivatives and read back from there
     #[arg(long, value_name = "NAME", default_value = "process.json")]
     pub report_name: String,
+    /// go-iiif v8's report name instead (RFC 6570, e.g. process_{sha256_origin}.json): one report object per file
+    #[arg(long, value_name = "TEMPLATE", conflicts_with = "report_name")]
+    pub report_template: Option<String>,
 
     /// Wait for the task to stop and print its report (-wait=false: print the task or job ARN and exit)
     #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1,
@@ -600,9 +603,11 @@ impl TaskArgs {
             "-instructions".to_string(),
             self.instructions.clone(),
             "-report".to_string(),
-            "-report-name".to_string(),
-            self.report_name.clone(),
         ];
+        match &self.report_template {
+            Some(t) => local.extend(["-report-template".to_string(), t.clone()]),
+            None => local.extend(["-report-name".to_string(), self.report_name.clone()]),
+        }
         if let Some(m) = &self.manifest {
             local.extend(["-manifest".to_string(), m.clone()]);
         }
@@ -661,6 +666,17 @@ pub fn main(args: TaskArgs) -> ExitCode {
     ) {
         (Ok(s), Ok(d)) => (s, d),
         (Err(e), _) | (_, Err(e)) => return fail(&e),
+    };
+    // go-iiif v8's -report-bucket-uri (passed after --) holds the reports apart from the derivatives.
+    let report_bucket = match &settings.report_form {
+        ReportForm::V8 {
+            bucket: Some(location),
+            ..
+        } => match store::open(location, &settings.store_options) {
+            Ok(s) => Some(s),
+            Err(e) => return fail(&e),
+        },
+        _ => None,
     };
     let plan = if args.wait {
         match Plan::build(&core_args, &settings, sources.as_ref()) {
@@ -751,9 +767,8 @@ pub fn main(args: TaskArgs) -> ExitCode {
     let reports = read_reports(
         &plan,
         &settings,
-        &args.report_name,
         sources.as_ref(),
-        derivatives.as_ref(),
+        report_bucket.as_deref().unwrap_or(derivatives.as_ref()),
     );
     let mut stdout = std::io::stdout().lock();
     if writeln!(stdout, "{}", to_pretty_json(&reports)).is_err() {
@@ -782,14 +797,14 @@ pub fn exit_status(ended: &[Ended], reports: &BTreeMap<String, SourceReport>) ->
     }
 }
 
-/// Each planned source's report, read from where the task writes it; a source without one gets an error for
-/// every label, as `iiif-process` reports a source it could not process.
+/// Each planned source's report, read from where the task writes it (as the settings name it: beside the
+/// derivatives or in the report bucket); a source without one gets an error for every label, as `iiif-process`
+/// reports a source it could not process.
 fn read_reports(
     plan: &Plan,
     settings: &Settings,
-    report_name: &str,
     sources: &dyn Store,
-    derivatives: &dyn Store,
+    reports: &dyn Store,
 ) -> BTreeMap<String, SourceReport> {
     let failed = |msg: String| {
         let mut r = SourceReport::default();
@@ -803,35 +818,27 @@ fn read_reports(
         .map(|p: &PlannedSource| {
             let report = match &p.uri {
                 Err(problem) => failed(problem.to_string()),
-                Ok(uri) => match report_key(uri, report_name, sources) {
+                Ok(uri) => match report_key(uri, settings, sources) {
                     Err(e) => failed(format!("cannot read source to find its report: {e}")),
-                    Ok(key) => match derivatives.read(&key) {
-                        Ok(bytes) => {
-                            match serde_json::from_slice::<BTreeMap<String, SourceReport>>(&bytes) {
-                                Ok(mut m) => m.remove(&p.given).unwrap_or_else(|| {
-                                    failed(format!(
-                                        "the report at {} is not this source's",
-                                        derivatives.describe(&key)
-                                    ))
-                                }),
-                                Err(e) => failed(format!(
-                                    "the report at {} is not a report: {e}",
-                                    derivatives.describe(&key)
-                                )),
-                            }
-                        }
+                    Ok(key) => match reports.read(&key) {
+                        Ok(bytes) => report::stored(&bytes, &p.given).unwrap_or_else(|| {
+                            failed(format!(
+                                "the file at {} is not this source's report",
+                                reports.describe(&key)
+                            ))
+                        }),
                         // A listed file that is not an image is skipped by the task, and gets no report.
                         Err(StoreError::NotFound { .. }) if p.listed => SourceReport {
                             skipped: Some(format!(
                                 "no report at {}: not processed (the task's log says why)",
-                                derivatives.describe(&key)
+                                reports.describe(&key)
                             )),
                             ..SourceReport::default()
                         },
                         Err(StoreError::NotFound { .. }) => failed(format!(
                             "no report at {} after the task stopped: the source was not processed \
                              (the task's log says why)",
-                            derivatives.describe(&key)
+                            reports.describe(&key)
                         )),
                         Err(e) => failed(format!("cannot read its report: {e}")),
                     },
@@ -846,7 +853,7 @@ fn read_reports(
 /// which are then read (as the task reads them); every other name is known without reading anything.
 fn report_key(
     uri: &naming::SourceUri,
-    name: &str,
+    settings: &Settings,
     sources: &dyn Store,
 ) -> Result<String, StoreError> {
     let fingerprint = match &uri.scheme {
@@ -856,7 +863,8 @@ fn report_key(
         }
         _ => String::new(),
     };
-    Ok(uri.report_key(name, &fingerprint))
+    // The launcher's own arguments always ask for a report.
+    Ok(settings.report_key(uri, &fingerprint).unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -955,6 +963,28 @@ mod tests {
             "4".into()
         ]));
         assert!(!l.local.contains(&"-shard".to_string()));
+        // go-iiif v8's report name goes down instead of -report-name.
+        let a = args(
+            &[
+                &SETTINGS[..],
+                &[
+                    "-cluster",
+                    "c",
+                    "-task",
+                    "t",
+                    "-report-template",
+                    "r/{sha256_origin}.json",
+                ],
+            ]
+            .concat(),
+        )
+        .unwrap();
+        let l = a.launch().unwrap();
+        assert!(l
+            .command
+            .windows(2)
+            .any(|w| w == ["-report-template", "r/{sha256_origin}.json"]));
+        assert!(!l.command.contains(&"-report-name".to_string()));
         for bad in [
             &[
                 "-batch-queue",

@@ -573,6 +573,8 @@ fn batch_array_job_shards_a_manifest_and_prints_every_report() {
             &[
                 "SETTINGS",
                 "-report",
+                "-report-template",
+                "reports/{sha256_origin}.json",
                 "-manifest",
                 "MANIFEST",
                 "-shard",
@@ -597,6 +599,8 @@ fn batch_array_job_shards_a_manifest_and_prints_every_report() {
                 "auto",
                 "-manifest",
                 "MANIFEST",
+                "-report-template",
+                "reports/{sha256_origin}.json",
                 "-poll-interval",
                 "100ms",
                 "SETTINGS",
@@ -613,6 +617,15 @@ fn batch_array_job_shards_a_manifest_and_prints_every_report() {
     );
     let printed: BTreeMap<String, SourceReport> = serde_json::from_str(&stdout).unwrap();
     assert_eq!(printed, expected);
+    // Read back from where -report-template put them: go-iiif v8's one report object per file.
+    let keys = m.keys("iiif");
+    assert_eq!(
+        keys.iter()
+            .filter(|k| k.contains("/reports/") && k.ends_with(".json"))
+            .count(),
+        2,
+        "{keys:?}"
+    );
 
     // The job as submitted: an array of 2, each child given its share by -shard auto -shard-count 2.
     let jobs = rt.block_on(async {
