@@ -3,9 +3,9 @@
 //!
 //! The header is read here, not by OpenJPEG: the codestream's SIZ marker gives the size, the components and
 //! their depths, so an image over the pixel limit is refused before OpenJPEG allocates anything, and the JP2
-//! `colr` box gives the ICC profile for the colour management. Decoding is in strips of whole tile rows, each an
-//! OpenJPEG decode area, so that its 32-bit planes never exist for the whole image; and always at full resolution
-//! (level 0):
+//! `colr` box gives the ICC profile for the colour management. Decoding is of the whole image at once: jpeg2k
+//! 0.10.1's in-memory stream answers OpenJPEG's skip with the new offset instead of the bytes skipped, so a decode
+//! area (which skips the tiles outside it) fails on tiled files. And always at full resolution (level 0):
 //! a reduced level would make a derivative's pixels depend on the wavelet's low-pass filter instead of the
 //! same Lanczos3 ladder every other source goes through.
 
@@ -17,9 +17,6 @@ const FORMAT: &str = "jp2";
 
 /// The JP2 signature box, the first 12 bytes of every JP2 file.
 const JP2_SIGNATURE: &[u8] = b"\0\0\0\x0CjP  \r\n\x87\n";
-/// Rows decoded at once at the least: OpenJPEG's 32-bit planes exist for one strip at a time, not the image.
-pub const STRIP_ROWS: u32 = 1024;
-
 /// SOC then SIZ: how every codestream begins.
 const J2K_START: &[u8] = b"\xFF\x4F\xFF\x51";
 
@@ -40,12 +37,6 @@ fn error(message: impl Into<String>) -> CodecError {
 pub struct Header {
     pub width: u32,
     pub height: u32,
-    /// The image area's origin on the reference grid (XOsiz, YOsiz), where decode areas are given.
-    pub x0: u32,
-    pub y0: u32,
-    /// The rows of each strip the image is decoded in: whole rows of tiles (at least [`STRIP_ROWS`]), so that no
-    /// tile is decoded twice, or [`STRIP_ROWS`] rows of an untiled image.
-    pub strip_rows: u32,
     /// Bits per sample of each component (1 to 16; deeper files are refused).
     pub depths: Vec<u8>,
     /// The JP2 `colr` box's ICC profile (method 2 or 3); none for a codestream or an enumerated space.
@@ -62,10 +53,7 @@ impl Header {
         } else {
             1
         };
-        let n = self.depths.len() as u64;
-        // The image's samples, and one strip's 32-bit planes spread over the image's rows (rounded up).
-        let strip = (4 * n * u64::from(self.strip_rows)).div_ceil(u64::from(self.height.max(1)));
-        (n * sample + strip.min(4 * n)) as u8
+        (self.depths.len() * (4 + sample)) as u8
     }
 }
 
@@ -102,14 +90,6 @@ pub fn header(bytes: &[u8], max_pixels: u64, icc_cap: usize) -> Result<Header, C
         _ => return Err(error(format!("empty image area {x0},{y0} to {x1},{y1}"))),
     };
     check_pixels(width, height, max_pixels)?;
-    // Tiles: YTsiz rows each, the first starting at YTOsiz (at or above the image's top).
-    let (tile_h, tile_y0) = (u32_at(24).ok_or_else(short)?, u32_at(32).ok_or_else(short)?);
-    let strip_rows = if tile_h == 0 || tile_h >= height || tile_y0 != 0 || y0 % tile_h != 0 {
-        // Untiled, or tiles not aligned on the image's top: plain strips.
-        STRIP_ROWS.min(height)
-    } else {
-        tile_h * STRIP_ROWS.div_ceil(tile_h)
-    };
     let components = u16_at(36).ok_or_else(short)?;
     if !(1..=4).contains(&components) {
         return Err(error(format!(
@@ -153,9 +133,6 @@ pub fn header(bytes: &[u8], max_pixels: u64, icc_cap: usize) -> Result<Header, C
     Ok(Header {
         width,
         height,
-        x0,
-        y0,
-        strip_rows,
         depths,
         icc,
     })
@@ -235,75 +212,58 @@ fn jp2_box(bytes: &[u8]) -> Result<JpBox<'_>, CodecError> {
     Ok((kind, content, &bytes[len..]))
 }
 
-/// Decode at full resolution, strip by strip (so OpenJPEG's 32-bit planes exist for one strip at a time);
-/// `strict` refuses a truncated codestream instead of decoding what is there.
+/// Decode at full resolution; `strict` refuses a truncated codestream instead of decoding what is there.
 pub fn decode(bytes: &[u8], header: &Header, strict: bool) -> Result<DynamicImage, CodecError> {
     let (w, h) = (header.width, header.height);
     let n = header.depths.len();
-    let deep = header.depths.iter().any(|&d| d > 8);
+    let params = jpeg2k::DecodeParameters::new().strict(strict);
+    let image = jpeg2k::Image::from_bytes_with(bytes, params).map_err(|e| {
+        error(format!(
+            "OpenJPEG could not decode it ({e}): the file is damaged or truncated"
+        ))
+    })?;
+    let comps = image.components();
+    if comps.len() != n || comps.iter().any(|c| (c.width(), c.height()) != (w, h)) {
+        return Err(error(format!(
+            "OpenJPEG decoded {} components where the header has {n}, or not of {w}x{h} pixels",
+            comps.len()
+        )));
+    }
+    let space = image.color_space();
+    use jpeg2k::ColorSpace;
+    if matches!(space, ColorSpace::CMYK | ColorSpace::EYCC) {
+        return Err(error(format!(
+            "colour space {space:?} is not supported (grey, RGB and sYCC are)"
+        )));
+    }
+    let ycc = matches!(space, ColorSpace::SYCC);
+    let planes: Vec<Plane> = comps
+        .iter()
+        .map(|c| Plane {
+            data: c.data(),
+            depth: c.precision().clamp(1, 16),
+            signed: c.is_signed(),
+        })
+        .collect();
+    if planes
+        .iter()
+        .any(|p| p.data.len() < w as usize * h as usize)
+    {
+        return Err(error("OpenJPEG returned fewer samples than the image has"));
+    }
     let len = (w as usize)
         .checked_mul(h as usize)
         .and_then(|p| p.checked_mul(n))
         .ok_or_else(|| error("the image is too large to address"))?;
-    let mut out = if deep {
-        Samples::U16(reserve(len)?)
+    let out = if header.depths.iter().any(|&d| d > 8) {
+        let mut v = reserve::<u16>(len)?;
+        interleave(&mut v, w, &planes, ycc);
+        Samples::U16(v)
     } else {
-        Samples::U8(reserve(len)?)
+        let mut v = reserve::<u8>(len)?;
+        interleave(&mut v, w, &planes, ycc);
+        Samples::U8(v)
     };
-    let mut top = 0;
-    while top < h {
-        let rows = header.strip_rows.min(h - top);
-        let area = jpeg2k::DecodeArea::new(
-            header.x0,
-            header.y0 + top,
-            header.x0 + w,
-            header.y0 + top + rows,
-        );
-        let params = jpeg2k::DecodeParameters::new()
-            .strict(strict)
-            .decode_area(Some(area));
-        let image = jpeg2k::Image::from_bytes_with(bytes, params).map_err(|e| {
-            error(format!(
-                "OpenJPEG could not decode it ({e}): the file is damaged or truncated"
-            ))
-        })?;
-        let comps = image.components();
-        if comps.len() != n || comps.iter().any(|c| (c.width(), c.height()) != (w, rows)) {
-            return Err(error(format!(
-                "OpenJPEG decoded {} components where the header has {n}, or not of {w}x{rows} pixels",
-                comps.len()
-            )));
-        }
-        let space = image.color_space();
-        use jpeg2k::ColorSpace;
-        if matches!(space, ColorSpace::CMYK | ColorSpace::EYCC) {
-            return Err(error(format!(
-                "colour space {space:?} is not supported (grey, RGB and sYCC are)"
-            )));
-        }
-        let ycc = matches!(space, ColorSpace::SYCC);
-        let planes: Vec<Plane> = comps
-            .iter()
-            .map(|c| Plane {
-                data: c.data(),
-                depth: c.precision().clamp(1, 16),
-                signed: c.is_signed(),
-            })
-            .collect();
-        if planes
-            .iter()
-            .any(|p| p.data.len() < w as usize * rows as usize)
-        {
-            return Err(error("OpenJPEG returned fewer samples than the image has"));
-        }
-        let at = top as usize * w as usize * n;
-        let end = at + rows as usize * w as usize * n;
-        match &mut out {
-            Samples::U8(v) => interleave(&mut v[at..end], w, &planes, ycc),
-            Samples::U16(v) => interleave(&mut v[at..end], w, &planes, ycc),
-        }
-        top += rows;
-    }
     let wrong = || error("the pixel buffer has the wrong size");
     // The alpha channel is the last component (a cdef box that moves it elsewhere is applied by OpenJPEG).
     Ok(match (out, n) {
@@ -390,7 +350,7 @@ impl Sample for u16 {
     }
 }
 
-/// The planes of one strip interleaved into `out` (its rows of `w` pixels), row by row in parallel; `ycc`
+/// The planes interleaved into `out` (rows of `w` pixels), row by row in parallel; `ycc`
 /// converts the first three components from sYCC to RGB (ITU-R BT.601 full range, as OpenJPEG's own tools do).
 fn interleave<S: Sample>(out: &mut [S], w: u32, planes: &[Plane], ycc: bool) {
     let n = planes.len();
