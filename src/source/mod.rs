@@ -218,7 +218,7 @@ pub fn process(ctx: &Context, planned: &PlannedSource) -> Outcome {
             }
         }
     }
-    let report_key = settings.report_key(&uri, &fingerprint).filter(|key| {
+    let report_key = settings.report_key(uri, &fingerprint).filter(|key| {
         match ctx.claims.claim(key, &uri.given) {
             Ok(()) => true,
             Err(claims::Owner(other)) => {
