@@ -3,9 +3,8 @@
 //!
 //! The header is read here, not by OpenJPEG: the codestream's SIZ marker gives the size, the components and
 //! their depths, so an image over the pixel limit is refused before OpenJPEG allocates anything, and the JP2
-//! `colr` box gives the ICC profile for the colour management. Decoding is of the whole image at once: jpeg2k
-//! 0.10.1's in-memory stream answers OpenJPEG's skip with the new offset instead of the bytes skipped, so a decode
-//! area (which skips the tiles outside it) fails on tiled files. And always at full resolution (level 0):
+//! `colr` box gives the ICC profile for the colour management. A large tiled image is decoded in strips of whole
+//! tile rows; always at full resolution (level 0):
 //! a reduced level would make a derivative's pixels depend on the wavelet's low-pass filter instead of the
 //! same Lanczos3 ladder every other source goes through.
 
@@ -17,6 +16,9 @@ const FORMAT: &str = "jp2";
 
 /// The JP2 signature box, the first 12 bytes of every JP2 file.
 const JP2_SIGNATURE: &[u8] = b"\0\0\0\x0CjP  \r\n\x87\n";
+/// Rows decoded at once at the least when a tiled image is decoded in strips.
+pub const STRIP_ROWS: u32 = 1024;
+
 /// SOC then SIZ: how every codestream begins.
 const J2K_START: &[u8] = b"\xFF\x4F\xFF\x51";
 
@@ -37,6 +39,12 @@ fn error(message: impl Into<String>) -> CodecError {
 pub struct Header {
     pub width: u32,
     pub height: u32,
+    /// The image area's origin on the reference grid (XOsiz, YOsiz), where decode areas are given.
+    pub x0: u32,
+    pub y0: u32,
+    /// For a tiled image taller than one strip: the rows of each strip it is decoded in (whole rows of tiles,
+    /// at least [`STRIP_ROWS`]). `None`: decoded whole.
+    pub strip_rows: Option<u32>,
     /// Bits per sample of each component (1 to 16; deeper files are refused).
     pub depths: Vec<u8>,
     /// The JP2 `colr` box's ICC profile (method 2 or 3); none for a codestream or an enumerated space.
@@ -53,7 +61,14 @@ impl Header {
         } else {
             1
         };
-        (self.depths.len() * (4 + sample)) as u8
+        let n = self.depths.len() as u64;
+        // The image's samples, and OpenJPEG's 32-bit planes: of the whole image, or of one strip at a time (their
+        // share of the image's rows, rounded up).
+        let planes = match self.strip_rows {
+            None => 4 * n,
+            Some(rows) => (4 * n * u64::from(rows)).div_ceil(u64::from(self.height.max(1))),
+        };
+        (n * sample + planes.min(4 * n)) as u8
     }
 }
 
@@ -90,6 +105,12 @@ pub fn header(bytes: &[u8], max_pixels: u64, icc_cap: usize) -> Result<Header, C
         _ => return Err(error(format!("empty image area {x0},{y0} to {x1},{y1}"))),
     };
     check_pixels(width, height, max_pixels)?;
+    // Tiles of YTsiz rows, the first starting at YTOsiz: strips of whole tile rows when the tiles line up with the
+    // image's top and there is more than one strip.
+    let (tile_h, tile_y0) = (u32_at(24).ok_or_else(short)?, u32_at(32).ok_or_else(short)?);
+    let strip_rows = (tile_h > 0 && tile_y0 == 0 && y0 % tile_h == 0)
+        .then(|| tile_h.saturating_mul(STRIP_ROWS.div_ceil(tile_h)))
+        .filter(|&rows| rows < height);
     let components = u16_at(36).ok_or_else(short)?;
     if !(1..=4).contains(&components) {
         return Err(error(format!(
@@ -133,6 +154,9 @@ pub fn header(bytes: &[u8], max_pixels: u64, icc_cap: usize) -> Result<Header, C
     Ok(Header {
         width,
         height,
+        x0,
+        y0,
+        strip_rows,
         depths,
         icc,
     })
@@ -212,58 +236,58 @@ fn jp2_box(bytes: &[u8]) -> Result<JpBox<'_>, CodecError> {
     Ok((kind, content, &bytes[len..]))
 }
 
-/// Decode at full resolution; `strict` refuses a truncated codestream instead of decoding what is there.
+/// Decode at full resolution; `strict` refuses a truncated codestream instead of decoding what is there. A tiled
+/// image with [`Header::strip_rows`] is decoded a strip of whole tile rows at a time (an OpenJPEG decode area), so
+/// that OpenJPEG's 32-bit planes never exist for the whole image, only the 8- or 16-bit result does.
 pub fn decode(bytes: &[u8], header: &Header, strict: bool) -> Result<DynamicImage, CodecError> {
     let (w, h) = (header.width, header.height);
     let n = header.depths.len();
-    let params = jpeg2k::DecodeParameters::new().strict(strict);
-    let image = jpeg2k::Image::from_bytes_with(bytes, params).map_err(|e| {
-        error(format!(
-            "OpenJPEG could not decode it ({e}): the file is damaged or truncated"
-        ))
-    })?;
-    let comps = image.components();
-    if comps.len() != n || comps.iter().any(|c| (c.width(), c.height()) != (w, h)) {
-        return Err(error(format!(
-            "OpenJPEG decoded {} components where the header has {n}, or not of {w}x{h} pixels",
-            comps.len()
-        )));
-    }
-    let space = image.color_space();
-    use jpeg2k::ColorSpace;
-    if matches!(space, ColorSpace::CMYK | ColorSpace::EYCC) {
-        return Err(error(format!(
-            "colour space {space:?} is not supported (grey, RGB and sYCC are)"
-        )));
-    }
-    let ycc = matches!(space, ColorSpace::SYCC);
-    let planes: Vec<Plane> = comps
-        .iter()
-        .map(|c| Plane {
-            data: c.data(),
-            depth: c.precision().clamp(1, 16),
-            signed: c.is_signed(),
-        })
-        .collect();
-    if planes
-        .iter()
-        .any(|p| p.data.len() < w as usize * h as usize)
-    {
-        return Err(error("OpenJPEG returned fewer samples than the image has"));
-    }
     let len = (w as usize)
         .checked_mul(h as usize)
         .and_then(|p| p.checked_mul(n))
         .ok_or_else(|| error("the image is too large to address"))?;
-    let out = if header.depths.iter().any(|&d| d > 8) {
-        let mut v = reserve::<u16>(len)?;
-        interleave(&mut v, w, &planes, ycc);
-        Samples::U16(v)
+    let mut out = if header.depths.iter().any(|&d| d > 8) {
+        Samples::U16(reserve(len)?)
     } else {
-        let mut v = reserve::<u8>(len)?;
-        interleave(&mut v, w, &planes, ycc);
-        Samples::U8(v)
+        Samples::U8(reserve(len)?)
     };
+    let failed = |e: jpeg2k::error::Error| {
+        error(format!(
+            "OpenJPEG could not decode it ({e}): the file is damaged or truncated"
+        ))
+    };
+    // jpeg2k's in-memory stream answers OpenJPEG's skip with the new offset instead of the bytes skipped, which
+    // breaks every decode area that skips tiles; OpenJPEG's own file stream skips correctly. So strips read a
+    // copy of the file in the temporary directory (the compressed bytes: a fraction of the planes it spares).
+    let spooled = match header.strip_rows {
+        Some(rows) => spool(bytes).map(|file| (file, rows)),
+        None => None,
+    };
+    match spooled {
+        Some((file, rows)) => {
+            let mut top = 0;
+            while top < h {
+                let rows = rows.min(h - top);
+                let area = jpeg2k::DecodeArea::new(
+                    header.x0,
+                    header.y0 + top,
+                    header.x0 + w,
+                    header.y0 + top + rows,
+                );
+                let params = jpeg2k::DecodeParameters::new()
+                    .strict(strict)
+                    .decode_area(Some(area));
+                let image = jpeg2k::Image::from_file_with(file.path(), params).map_err(failed)?;
+                fill(&image, &mut out, w, top, rows, n)?;
+                top += rows;
+            }
+        }
+        None => {
+            let params = jpeg2k::DecodeParameters::new().strict(strict);
+            let image = jpeg2k::Image::from_bytes_with(bytes, params).map_err(failed)?;
+            fill(&image, &mut out, w, 0, h, n)?;
+        }
+    }
     let wrong = || error("the pixel buffer has the wrong size");
     // The alpha channel is the last component (a cdef box that moves it elsewhere is applied by OpenJPEG).
     Ok(match (out, n) {
@@ -293,6 +317,75 @@ pub fn decode(bytes: &[u8], header: &Header, strict: bool) -> Result<DynamicImag
         ),
         (_, n) => return Err(error(format!("{n} components"))),
     })
+}
+
+/// The bytes in a file of the temporary directory, removed when dropped; `None` (decode whole) when it cannot
+/// be written.
+fn spool(bytes: &[u8]) -> Option<tempfile::NamedTempFile> {
+    use std::io::Write;
+    // jpeg2k tells a file's format by its extension.
+    let suffix = if bytes.starts_with(J2K_START) {
+        ".j2k"
+    } else {
+        ".jp2"
+    };
+    let mut file = tempfile::Builder::new()
+        .prefix("iiif-process-")
+        .suffix(suffix)
+        .tempfile()
+        .ok()?;
+    file.write_all(bytes).ok()?;
+    file.flush().ok()?;
+    Some(file)
+}
+
+/// The `rows` rows from `top` of the image, as OpenJPEG decoded them (`image`: those rows alone), into `out`.
+fn fill(
+    image: &jpeg2k::Image,
+    out: &mut Samples,
+    w: u32,
+    top: u32,
+    rows: u32,
+    n: usize,
+) -> Result<(), CodecError> {
+    let comps = image.components();
+    if comps.len() != n || comps.iter().any(|c| (c.width(), c.height()) != (w, rows)) {
+        return Err(error(format!(
+            "OpenJPEG decoded {} components where the header has {n}, or not of {w}x{rows} pixels",
+            comps.len()
+        )));
+    }
+    let space = image.color_space();
+    use jpeg2k::ColorSpace;
+    if matches!(space, ColorSpace::CMYK | ColorSpace::EYCC) {
+        return Err(error(format!(
+            "colour space {space:?} is not supported (grey, RGB and sYCC are)"
+        )));
+    }
+    let ycc = matches!(space, ColorSpace::SYCC);
+    let planes: Vec<Plane> = comps
+        .iter()
+        .map(|c| Plane {
+            data: c.data(),
+            depth: c.precision().clamp(1, 16),
+            signed: c.is_signed(),
+        })
+        .collect();
+    if planes
+        .iter()
+        .any(|p| p.data.len() < w as usize * rows as usize)
+    {
+        return Err(error("OpenJPEG returned fewer samples than the image has"));
+    }
+    let (at, end) = (
+        top as usize * w as usize * n,
+        (top + rows) as usize * w as usize * n,
+    );
+    match out {
+        Samples::U8(v) => interleave(&mut v[at..end], w, &planes, ycc),
+        Samples::U16(v) => interleave(&mut v[at..end], w, &planes, ycc),
+    }
+    Ok(())
 }
 
 /// The decoded image's interleaved samples, 8 or 16 bits.
@@ -432,6 +525,43 @@ mod tests {
         assert_eq!(h.icc.as_deref(), Some(&b"PROFILE"[..]));
         // A profile over the cap is not read.
         assert_eq!(header(&file, 1 << 30, 4).unwrap().icc, None);
+    }
+
+    #[test]
+    fn a_tall_tiled_image_decodes_in_strips_to_the_same_pixels_as_whole() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/masters/dune_column_tiled.jp2"
+        );
+        let bytes = std::fs::read(path).unwrap();
+        let h = header(&bytes, 1 << 30, 0).unwrap();
+        // 1050 rows in 256-row tiles: strips of four tile rows.
+        assert_eq!((h.width, h.height, h.strip_rows), (96, 1050, Some(1024)));
+        let strips = decode(&bytes, &h, true).unwrap();
+        let whole = decode(
+            &bytes,
+            &Header {
+                strip_rows: None,
+                ..h.clone()
+            },
+            true,
+        )
+        .unwrap();
+        assert_eq!(strips.as_bytes(), whole.as_bytes());
+        // The memory a pixel needs: 3 bytes of RGB, and OpenJPEG's 12 of planes for an eighth of the rows.
+        let tall = Header {
+            height: 8192,
+            ..h.clone()
+        };
+        assert_eq!(tall.bytes_per_pixel(), 3 + 2);
+        assert_eq!(
+            Header {
+                strip_rows: None,
+                ..tall
+            }
+            .bytes_per_pixel(),
+            3 + 12
+        );
     }
 
     #[test]

@@ -9,12 +9,14 @@ use image::DynamicImage;
 /// both decoders must agree exactly (JPEG 2000, lossless or not, is OpenJPEG's in both; the uncompressed and
 /// deflated TIFFs), 38 where two JPEG decoders may round and upsample chroma differently. The palette JP2's
 /// truth is OpenJPEG's own decoder's (libvips 8.14 aborts on it).
-const MASTERS: [(&str, f64); 10] = [
+const MASTERS: [(&str, f64); 11] = [
     ("coffee_lossless.jp2", 45.0),
     ("coffee_lossless.j2k", 45.0),
     ("coffee_lossy.jp2", 45.0),
     ("camera_gray.jp2", 45.0),
     ("camera_palette.jp2", 45.0),
+    // Decoded in two strips: 1050 rows in 256-row tiles.
+    ("dune_column_tiled.jp2", 45.0),
     ("coffee_rgb16.jp2", 45.0),
     ("coffee_rgba.jp2", 45.0),
     ("coffee_pyramid_jpeg.tif", 38.0),
