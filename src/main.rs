@@ -1,6 +1,6 @@
 //! The thin binary: arguments, settings, stores, plan, run, report; the outcome becomes the exit status.
 
-use iiif_process::{cli, plan::Plan, report, run, settings::Settings, store, watch};
+use iiif_process::{cli, plan::Plan, report, run, settings::Settings, watch};
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -28,19 +28,13 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
-    let (sources, derivatives) = match (
-        store::open(&settings.config.source, &settings.store_options),
-        store::open(&settings.config.derivatives, &settings.store_options),
-    ) {
-        (Ok(s), Ok(d)) => (s, d),
-        (Err(e), _) | (_, Err(e)) => return fail(&e),
-    };
-    let reports = match settings.report_bucket() {
-        Some(location) => match store::open(location, &settings.store_options) {
-            Ok(s) => Some(s),
-            Err(e) => return fail(&e),
-        },
-        None => None,
+    let run::Stores {
+        sources,
+        derivatives,
+        reports,
+    } = match run::Stores::open(&settings) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
     };
     if args.mode == cli::Mode::Fsnotify {
         let stop = run::stop_on_signals();

@@ -8,7 +8,7 @@ use crate::progress::Log;
 use crate::report::SourceReport;
 use crate::settings::Settings;
 use crate::source::{self, claims::Claims, Context};
-use crate::store::Store;
+use crate::store::{self, Store, StoreError};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -92,6 +92,30 @@ pub fn stop_on_signals() -> StopFlag {
 }
 
 /// The outcome of a run.
+/// The stores a run reads and writes, opened from its settings.
+pub struct Stores {
+    pub sources: Box<dyn Store>,
+    pub derivatives: Box<dyn Store>,
+    /// go-iiif v8's report bucket (`-report-bucket-uri`), when there is one.
+    pub reports: Option<Box<dyn Store>>,
+}
+
+impl Stores {
+    pub fn open(settings: &Settings) -> Result<Stores, StoreError> {
+        let open = |location| store::open(location, &settings.store_options);
+        Ok(Stores {
+            sources: open(&settings.config.source)?,
+            derivatives: open(&settings.config.derivatives)?,
+            reports: settings.report_bucket().map(open).transpose()?,
+        })
+    }
+
+    /// Where the reports are: the report bucket, else beside the derivatives.
+    pub fn reports(&self) -> &dyn Store {
+        self.reports.as_deref().unwrap_or(self.derivatives.as_ref())
+    }
+}
+
 pub struct RunOutcome {
     pub reports: BTreeMap<String, SourceReport>,
     /// Sources with at least one failure.

@@ -15,7 +15,7 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use iiif_process::plan::{Plan, PlanError};
 use iiif_process::report::SourceReport;
 use iiif_process::settings::{Settings, SettingsError};
-use iiif_process::store::{self, Store, StoreError};
+use iiif_process::store::StoreError;
 use iiif_process::{cli, run};
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde_json::Value;
@@ -201,8 +201,7 @@ fn args_from_env(env: Env) -> Result<Vec<String>, InitError> {
 /// The function's state between invocations: settings and stores, made once.
 pub struct Function {
     settings: Settings,
-    sources: Box<dyn Store>,
-    derivatives: Box<dyn Store>,
+    stores: run::Stores,
     /// `IIIF_DISPATCH`'s target, and the arguments each task starts with.
     dispatch: Option<(Target, Vec<String>)>,
 }
@@ -218,8 +217,7 @@ impl Function {
         let task_args = args_from_env(&process_env)?;
         let args = cli::parse(["iiif-process", "--report"]).map_err(InitError::Args)?;
         let settings = Settings::from_args(&args)?;
-        let sources = store::open(&settings.config.source, &settings.store_options)?;
-        let derivatives = store::open(&settings.config.derivatives, &settings.store_options)?;
+        let stores = run::Stores::open(&settings)?;
         let dispatch = match process_env("IIIF_DISPATCH")? {
             Some(v) if !v.trim().is_empty() => {
                 Some((Target::from_env(&|k| std::env::var(k).ok())?, task_args))
@@ -228,8 +226,7 @@ impl Function {
         };
         Ok(Function {
             settings,
-            sources,
-            derivatives,
+            stores,
             dispatch,
         })
     }
@@ -320,7 +317,7 @@ impl Function {
 
     /// The names of the sources an event's text creates (each once, in order), planned as a run plans them.
     fn planned(&self, text: &str, name: &str) -> Result<Vec<String>, PlanError> {
-        let plan = Plan::from_event(text, name, &self.settings, self.sources.as_ref())?;
+        let plan = Plan::from_event(text, name, &self.settings, self.stores.sources.as_ref())?;
         for n in &plan.notices {
             eprintln!("{n}");
         }
@@ -347,7 +344,7 @@ impl Function {
             &event.to_string(),
             "event",
             &self.settings,
-            self.sources.as_ref(),
+            self.stores.sources.as_ref(),
         )?;
         let outcome = self.run(&plan);
         let failed: Vec<String> = outcome
@@ -380,7 +377,7 @@ impl Function {
                 &body,
                 &format!("SQS message {id}"),
                 &self.settings,
-                self.sources.as_ref(),
+                self.stores.sources.as_ref(),
             ) {
                 Ok(plan) => {
                     let given = plan.sources.iter().map(|s| s.given.clone()).collect();
@@ -428,9 +425,9 @@ impl Function {
         run::run(
             &self.settings,
             plan,
-            self.sources.as_ref(),
-            self.derivatives.as_ref(),
-            None,
+            self.stores.sources.as_ref(),
+            self.stores.derivatives.as_ref(),
+            self.stores.reports.as_deref(),
             &NEVER_STOPPED,
             &|_, _| {},
         )

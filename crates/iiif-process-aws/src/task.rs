@@ -13,9 +13,9 @@ use aws_sdk_ecs::types::{
 use clap::{CommandFactory, Parser};
 use iiif_process::plan::{Plan, PlannedSource};
 use iiif_process::report::{self, to_pretty_json, SourceReport};
-use iiif_process::settings::{ReportForm, Settings};
-use iiif_process::store::{self, Store, StoreError};
-use iiif_process::{cli, naming};
+use iiif_process::settings::Settings;
+use iiif_process::store::{Store, StoreError};
+use iiif_process::{cli, naming, run};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
@@ -660,26 +660,13 @@ pub fn main(args: TaskArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
-    let (sources, derivatives) = match (
-        store::open(&settings.config.source, &settings.store_options),
-        store::open(&settings.config.derivatives, &settings.store_options),
-    ) {
-        (Ok(s), Ok(d)) => (s, d),
-        (Err(e), _) | (_, Err(e)) => return fail(&e),
-    };
-    // go-iiif v8's -report-bucket-uri (passed after --) holds the reports apart from the derivatives.
-    let report_bucket = match &settings.report_form {
-        ReportForm::V8 {
-            bucket: Some(location),
-            ..
-        } => match store::open(location, &settings.store_options) {
-            Ok(s) => Some(s),
-            Err(e) => return fail(&e),
-        },
-        _ => None,
+    // The report bucket of go-iiif v8's -report-bucket-uri (passed after --) holds the reports, if there is one.
+    let stores = match run::Stores::open(&settings) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
     };
     let plan = if args.wait {
-        match Plan::build(&core_args, &settings, sources.as_ref()) {
+        match Plan::build(&core_args, &settings, stores.sources.as_ref()) {
             Ok(p) => Some(p),
             Err(e) => return fail(&e),
         }
@@ -764,12 +751,7 @@ pub fn main(args: TaskArgs) -> ExitCode {
     let Some(plan) = plan else {
         return ExitCode::SUCCESS;
     };
-    let reports = read_reports(
-        &plan,
-        &settings,
-        sources.as_ref(),
-        report_bucket.as_deref().unwrap_or(derivatives.as_ref()),
-    );
+    let reports = read_reports(&plan, &settings, stores.sources.as_ref(), stores.reports());
     let mut stdout = std::io::stdout().lock();
     if writeln!(stdout, "{}", to_pretty_json(&reports)).is_err() {
         return ExitCode::from(1);

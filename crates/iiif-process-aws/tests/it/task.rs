@@ -8,7 +8,7 @@ use crate::moto::{self, Moto, ACCESS_KEY, REGION, SECRET_KEY};
 use crate::text;
 use aws_sdk_ecs::config::{BehaviorVersion, Credentials, Region};
 use iiif_process::report::SourceReport;
-use iiif_process::{cli, plan::Plan, run, settings::Settings, store};
+use iiif_process::{cli, plan::Plan, run, settings::Settings};
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::AtomicUsize;
@@ -135,15 +135,14 @@ pub(crate) fn run_as_the_task(command: &[String]) -> BTreeMap<String, SourceRepo
     let args = cli::parse(argv).unwrap();
     let mut settings = Settings::from_args(&args).unwrap();
     settings.quiet = true;
-    let sources = store::open(&settings.config.source, &settings.store_options).unwrap();
-    let derivatives = store::open(&settings.config.derivatives, &settings.store_options).unwrap();
-    let plan = Plan::build(&args, &settings, sources.as_ref()).unwrap();
+    let stores = run::Stores::open(&settings).unwrap();
+    let plan = Plan::build(&args, &settings, stores.sources.as_ref()).unwrap();
     run::run(
         &settings,
         &plan,
-        sources.as_ref(),
-        derivatives.as_ref(),
-        None,
+        stores.sources.as_ref(),
+        stores.derivatives.as_ref(),
+        stores.reports.as_deref(),
         &AtomicUsize::new(0),
         &|_, _| {},
     )
