@@ -83,12 +83,9 @@ pub enum InvocationError {
     },
     #[error("the invocation's worker thread stopped: {0}")]
     Worker(String),
-    #[error("cannot start a task for {sources}: {source}")]
-    Dispatch {
-        sources: String,
-        #[source]
-        source: TaskError,
-    },
+    // The launcher's error is part of this message, not a separate cause (Lambda shows one message).
+    #[error("cannot start a task for {sources}: {error}")]
+    Dispatch { sources: String, error: TaskError },
 }
 
 impl From<InvocationError> for Diagnostic {
@@ -99,16 +96,9 @@ impl From<InvocationError> for Diagnostic {
             InvocationError::Worker(_) => "WorkerStopped",
             InvocationError::Dispatch { .. } => "DispatchFailed",
         };
-        // The message with its causes, each once (the Display of a wrapping error leaves its source out).
-        let mut message = e.to_string();
-        let mut cause = std::error::Error::source(&e);
-        while let Some(c) = cause {
-            message.push_str(&format!(": {c}"));
-            cause = c.source();
-        }
         Diagnostic {
             error_type: format!("iiif-process.{kind}"),
-            error_message: message,
+            error_message: e.to_string(),
         }
     }
 }
@@ -257,9 +247,9 @@ impl Function {
             }
             launched = task::dispatch(target, command, None)
                 .await
-                .map_err(|source| InvocationError::Dispatch {
+                .map_err(|error| InvocationError::Dispatch {
                     sources: given.join(", "),
-                    source,
+                    error,
                 })?;
             for l in &launched {
                 eprintln!("started {} for {}", l.arn, given.join(", "));
@@ -604,6 +594,22 @@ mod tests {
         assert!(
             e.contains("no instructions") && e.contains("IIIF_INSTRUCTIONS_SOURCE"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn an_error_result_says_its_cause_once() {
+        let e = InvocationError::Dispatch {
+            sources: "a.jpg".into(),
+            error: TaskError::NotStarted {
+                reasons: "RESOURCE:MEMORY".into(),
+            },
+        };
+        let d = Diagnostic::from(e);
+        assert_eq!(d.error_type, "iiif-process.DispatchFailed");
+        assert_eq!(
+            d.error_message,
+            "cannot start a task for a.jpg: ECS RunTask started no task: RESOURCE:MEMORY"
         );
     }
 
