@@ -383,7 +383,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
 }
 
 /// As [`parse_duration`], more than zero.
-fn parse_positive_duration(s: &str) -> Result<Duration, DurationError> {
+pub fn parse_positive_duration(s: &str) -> Result<Duration, DurationError> {
     match parse_duration(s)? {
         d if d.is_zero() => Err(DurationError::Zero(s.to_string())),
         d => Ok(d),

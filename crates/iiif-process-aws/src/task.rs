@@ -96,19 +96,12 @@ pub struct TaskArgs {
           default_missing_value = "true", require_equals = true, action = clap::ArgAction::Set)]
     pub wait: bool,
     /// How often to ask whether the task has stopped, e.g. 10s
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = positive_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = cli::parse_positive_duration)]
     pub poll_interval: Duration,
 
     /// Flags passed to iiif-process unchanged
     #[arg(last = true, value_name = "IIIF_PROCESS_FLAGS")]
     pub pass: Vec<String>,
-}
-
-fn positive_duration(s: &str) -> Result<Duration, cli::DurationError> {
-    match cli::parse_duration(s)? {
-        d if d.is_zero() => Err(cli::DurationError::Zero(s.to_string())),
-        d => Ok(d),
-    }
 }
 
 /// Where the container runs.
