@@ -5,6 +5,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    run::with_huge_pages();
     let args = match cli::parse(std::env::args_os()) {
         Ok(a) => a,
         Err(e) => {

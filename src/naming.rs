@@ -257,12 +257,19 @@ pub fn id_tree(id: &str) -> String {
         .join("/")
 }
 
+/// The hex SHA-1 of `bytes`: a source's fingerprint, in its reports and its derivatives' names.
+pub fn fingerprint(bytes: &[u8]) -> String {
+    use sha1::Digest;
+    sha1::Sha1::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// A secret derived from the id and the source's fingerprint, so reruns land on the same names:
 /// the first 16 hex digits of sha1(`iiif-process:<kind>:<id>:<fingerprint>`).
 pub fn derived_secret(kind: &str, id: &str, fingerprint: &str) -> String {
-    let digest = sha1_smol::Sha1::from(format!("iiif-process:{kind}:{id}:{fingerprint}"))
-        .digest()
-        .to_string();
+    let digest = self::fingerprint(format!("iiif-process:{kind}:{id}:{fingerprint}").as_bytes());
     digest[..16].to_string()
 }
 

@@ -53,17 +53,26 @@ impl Ladder {
     /// The image and its rungs down to `depth`, made now, before any derivative's work begins: a rung made on
     /// demand inside the pool could have its maker steal a task that waits for that same rung.
     pub fn new(base: DynamicImage, depth: u8) -> Result<Ladder, PipelineError> {
-        let mut rungs = vec![base];
-        for k in 1..=depth {
-            let next = halve(&rungs[rungs.len() - 1], k == 1)?;
-            rungs.push(next);
-        }
-        Ok(Ladder { rungs })
+        let below = Ladder::below(&base, depth)?;
+        Ok(Ladder::from_rungs(base, below))
     }
 
-    /// The full image, rung 0.
-    pub fn base(&self) -> &DynamicImage {
-        &self.rungs[0]
+    /// The rungs 1 to `depth` of `base`, while others may read `base` itself.
+    pub fn below(base: &DynamicImage, depth: u8) -> Result<Vec<DynamicImage>, PipelineError> {
+        let mut rungs: Vec<DynamicImage> = Vec::with_capacity(usize::from(depth));
+        for k in 1..=depth {
+            let next = halve(rungs.last().unwrap_or(base), k == 1)?;
+            rungs.push(next);
+        }
+        Ok(rungs)
+    }
+
+    /// The ladder of `base` and the rungs [`Ladder::below`] made of it.
+    pub fn from_rungs(base: DynamicImage, below: Vec<DynamicImage>) -> Ladder {
+        let mut rungs = Vec::with_capacity(below.len() + 1);
+        rungs.push(base);
+        rungs.extend(below);
+        Ladder { rungs }
     }
 
     /// The image and its rungs, full resolution first, to be used up one by one.

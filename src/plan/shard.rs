@@ -56,7 +56,8 @@ impl Shard {
     /// Whether the source `key` belongs to this shard: a stable hash (the first 8 bytes of its sha1, as a
     /// big-endian number) modulo the count, the same on every machine and in every version.
     pub fn contains(&self, key: &str) -> bool {
-        let digest = sha1_smol::Sha1::from(key).digest().bytes();
+        use sha1::Digest;
+        let digest = sha1::Sha1::digest(key.as_bytes());
         let mut first = [0u8; 8];
         first.copy_from_slice(&digest[..8]);
         u64::from_be_bytes(first) % self.count == self.index

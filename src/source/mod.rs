@@ -18,9 +18,19 @@ use crate::store::Store;
 use crate::tiles::{self, Service, TileSet};
 use claims::Claims;
 use plan::{DerivativeError, SourcePlan};
-use rayon::prelude::*;
 use render::Inputs;
 use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+
+/// A lock on what the tasks of one source collect; a task that panicked left nothing half-written in it.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What the tasks of one source collected, once they have all ended.
+fn collected<T>(m: Mutex<T>) -> T {
+    m.into_inner().unwrap_or_else(|e| e.into_inner())
+}
 
 /// What a source shares with the others of its run.
 pub struct Context<'a> {
@@ -95,7 +105,7 @@ pub fn process(ctx: &Context, planned: &PlannedSource) -> Outcome {
             ) if planned.listed => return Outcome::skipped(format!("{where_}: {e}")),
             Err(e) => return Outcome::failed(settings, format!("{where_}: {e}")),
         };
-    let fingerprint = sha1_smol::Sha1::from(&bytes).digest().to_string();
+    let fingerprint = crate::naming::fingerprint(&bytes);
     // The profile is read once, before planning: whether the pixels will be converted decides byte copies.
     let icc = codec::icc_profile(&bytes, &probe, settings.max_pixels);
     let (profile, colour_warning) = match icc.as_deref().map(Profile::parse) {
@@ -302,36 +312,112 @@ pub fn process(ctx: &Context, planned: &PlannedSource) -> Outcome {
         accept_damaged: settings.accept_damaged,
         to_srgb: on_decode,
     };
-    let decoded = match codec::decode_with(&bytes, &probe, &opts) {
+    let carried = codec::Carried::read(&bytes, probe.format, metadata);
+    let mut inputs = Inputs {
+        bytes: &bytes,
+        metadata: &carried,
+        remux: metadata != MetadataMode::All,
+        orientation: probe.orientation,
+        icc: icc.as_deref(),
+        profile: None,
+        jpeg_quality: settings.jpeg_quality,
+        webp_quality: settings.webp_quality,
+    };
+    let (copies, mut made_from_pixels): (Vec<usize>, Vec<usize>) =
+        todo.iter().partition(|&&i| plan.derivatives[i].copy);
+    // The byte copies need no pixel: they are prepared in the pool while this thread decodes the frame (a single
+    // thread for a JPEG), and written only once it has decoded, so a master that cannot be decoded publishes
+    // nothing. The work of this source runs in scopes opened here, on the run loop's thread: this thread does
+    // the serial part (decode, ladder, services) and rayon's threads the rest, so no pool thread is held by a
+    // long serial task.
+    let copied = Mutex::new(Vec::with_capacity(copies.len()));
+    let decoded = rayon::in_place_scope(|s| {
+        for &i in &copies {
+            let (copied, inputs, d) = (&copied, &inputs, &plan.derivatives[i]);
+            s.spawn(move |_| {
+                let made = render::copy(d, inputs);
+                lock(copied).push((i, made));
+            });
+        }
+        codec::decode_with(&bytes, &probe, &opts)
+    });
+    let copied = collected(copied);
+    let decoded = match decoded {
         Ok(d) => d,
         Err(e) => return Outcome::failed(settings, format!("{where_}: {e}")),
     };
     if let Some(e) = &decoded.colour_warning {
         report.warnings.push(e.to_string());
     }
-    let upright = codec::orient(decoded.image, decoded.orientation);
-    let services_wanted = !settings.config.services.is_empty() && previous.is_none();
-    let (depth, stored_depth, analysis_wanted) = plan.ladder_needs(&todo, services_wanted);
-    let ladders = crate::pipeline::Ladder::new(upright, depth).and_then(|upright| {
-        let stored = stored_depth
-            .map(|depth| {
-                let image = codec::orient(
-                    upright.base().clone(),
-                    codec::inverse_orientation(decoded.orientation),
-                );
-                crate::pipeline::Ladder::new(image, depth)
-            })
-            .transpose()?;
-        Ok((upright, stored))
-    });
-    let (upright, stored) = match ladders {
-        Ok(l) => l,
-        Err(e) => return Outcome::failed(settings, format!("{where_}: {e}")),
-    };
     // Left unconverted (-colour keep): what derivatives without the profile and the services convert.
     let kept_profile = profile
         .as_ref()
         .filter(|_| on_decode.is_none() && decoded.colour_warning.is_none());
+    inputs.profile = kept_profile;
+    let base = codec::orient(decoded.image, decoded.orientation);
+    let services_wanted = !settings.config.services.is_empty() && previous.is_none();
+    let (depth, stored_depth, analysis_wanted) =
+        plan.ladder_needs(&made_from_pixels, services_wanted);
+    // The costliest first, so that the last one to finish is a small one: by the pixels read, then written.
+    made_from_pixels.sort_by_key(|&i| {
+        let d = &plan.derivatives[i];
+        let out = d.resolved.size.0 as u64 * d.resolved.size.1 as u64;
+        (d.rung, std::cmp::Reverse(out))
+    });
+    let write = |i: usize, made: Result<Vec<u8>, DerivativeError>| {
+        let d = &plan.derivatives[i];
+        let written = made.and_then(|b| {
+            for key in std::iter::once(&d.path).chain(&canonical[i]) {
+                ctx.derivatives.write(key, &b)?;
+            }
+            Ok(())
+        });
+        written.err().map(|e| (d.label.clone(), e))
+    };
+    // What needs only the full frame (the copies' writes, the derivatives of rung 0 without a smart crop) is made
+    // while the ladder's rungs are halved from it.
+    let (early, late): (Vec<usize>, Vec<usize>) = made_from_pixels.iter().partition(|&&i| {
+        let d = &plan.derivatives[i];
+        d.rung == 0 && !d.from_stored && !render::needs_analysis(d)
+    });
+    let failures = Mutex::new(Vec::new());
+    let ladders = rayon::in_place_scope(|s| {
+        let (write, failures, inputs, base) = (&write, &failures, &inputs, &base);
+        let derivatives = &plan.derivatives;
+        for (i, made) in copied {
+            s.spawn(move |_| {
+                if let Some(f) = write(i, made) {
+                    lock(failures).push(f);
+                }
+            });
+        }
+        for &i in &early {
+            s.spawn(move |_| {
+                let made = render::pixels(&derivatives[i], base, None, inputs);
+                if let Some(f) = write(i, made) {
+                    lock(failures).push(f);
+                }
+            });
+        }
+        {
+            let below = crate::pipeline::Ladder::below(base, depth)?;
+            let stored = stored_depth
+                .map(|depth| {
+                    let image = codec::orient(
+                        base.clone(),
+                        codec::inverse_orientation(decoded.orientation),
+                    );
+                    crate::pipeline::Ladder::new(image, depth)
+                })
+                .transpose()?;
+            Ok::<_, crate::pipeline::PipelineError>((below, stored))
+        }
+    });
+    let (below, stored) = match ladders {
+        Ok(l) => l,
+        Err(e) => return Outcome::failed(settings, format!("{where_}: {e}")),
+    };
+    let upright = crate::pipeline::Ladder::from_rungs(base, below);
     let analysis = analysis_wanted
         .then(|| crate::pipeline::analysis_copy(upright.rung(plan.analysis_rung)).ok())
         .flatten()
@@ -344,33 +430,30 @@ pub fn process(ctx: &Context, planned: &PlannedSource) -> Outcome {
             }
             None => small,
         });
-    let carried = codec::Carried::read(&bytes, probe.format, metadata);
-    let inputs = Inputs {
-        bytes: &bytes,
-        metadata: &carried,
-        remux: metadata != MetadataMode::All,
+    let pixels = render::Pixels {
         upright,
         stored,
         analysis,
-        orientation: decoded.orientation,
-        icc: icc.as_deref(),
-        profile: kept_profile,
-        jpeg_quality: settings.jpeg_quality,
-        webp_quality: settings.webp_quality,
     };
-    let failures: Vec<(String, DerivativeError)> = todo
-        .par_iter()
-        .filter_map(|&i| {
-            let d = &plan.derivatives[i];
-            let made = render::render(d, &inputs).and_then(|b| {
-                for key in std::iter::once(&d.path).chain(&canonical[i]) {
-                    ctx.derivatives.write(key, &b)?;
+    // The services read only the analysis copy: they run beside the derivatives.
+    rayon::in_place_scope(|s| {
+        let (write, failures, inputs, pixels) = (&write, &failures, &inputs, &pixels);
+        let derivatives = &plan.derivatives;
+        for &i in &late {
+            s.spawn(move |_| {
+                let d = &derivatives[i];
+                let (src, analysis) = pixels.of(d);
+                if let Some(f) = write(i, render::pixels(d, src, analysis, inputs)) {
+                    lock(failures).push(f);
                 }
-                Ok(())
             });
-            made.err().map(|e| (d.label.clone(), e))
-        })
-        .collect();
+        }
+        match previous.take() {
+            Some(p) if !settings.config.services.is_empty() => report.take_services(p),
+            _ => services::describe(&settings.config, pixels.analysis.as_ref(), &mut report),
+        }
+    });
+    let failures = collected(failures);
     let failed: std::collections::HashSet<&str> =
         failures.iter().map(|(l, _)| l.as_str()).collect();
     let made = |i: &usize| !failed.contains(plan.derivatives[*i].label.as_str());
@@ -393,17 +476,7 @@ pub fn process(ctx: &Context, planned: &PlannedSource) -> Outcome {
         report.dimensions.remove(&label);
         report.errors.insert(label, e.to_string());
     }
-    let Inputs {
-        upright,
-        stored,
-        analysis,
-        ..
-    } = inputs;
-    drop(stored);
-    match previous {
-        Some(p) if !settings.config.services.is_empty() => report.take_services(p),
-        _ => services::describe(&settings.config, analysis.as_ref(), &mut report),
-    }
+    let render::Pixels { upright, .. } = pixels;
     if let Some(set) = tile_set.filter(|_| tiles_todo) {
         let opts = codec::EncodeOptions {
             jpeg_quality: settings.jpeg_quality,

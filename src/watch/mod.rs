@@ -602,7 +602,7 @@ fn take(shared: &Shared, key: &str) -> Taken {
                 ));
                 return Taken::Changed;
             }
-            let sha1 = sha1_smol::Sha1::from(&bytes).digest().to_string();
+            let sha1 = crate::naming::fingerprint(&bytes);
             let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(done) = state.get(key).filter(|v| v.sha1 == sha1) {
                 if done.stat != before {

@@ -454,3 +454,95 @@ fn jobs_bounds_sources_in_flight() {
     let s = photo_dir();
     assert_exit(&s.run(&["-uri", "coll", "-jobs", "0"]), 2);
 }
+
+/// The environment of the running binary `pid` once it holds `want` (the binary starts itself again with
+/// its malloc setting, so the first look may come before that), or the last one seen.
+fn environment_with(pid: u32, want: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let env = std::fs::read(format!("/proc/{pid}/environ"))
+            .map(|b| String::from_utf8_lossy(&b).replace('\0', "\n"))
+            .unwrap_or_default();
+        if env.lines().any(|l| l == want) || std::time::Instant::now() > deadline {
+            return env;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn the_binary_runs_with_huge_pages_asked_of_malloc_unless_told_otherwise() {
+    // A FIFO source holds the run at its read, where the process's environment can be looked at.
+    let cases = [
+        (None, "GLIBC_TUNABLES=glibc.malloc.hugetlb=1"),
+        // A user who tunes malloc keeps exactly that.
+        (
+            Some("glibc.malloc.arena_max=2"),
+            "GLIBC_TUNABLES=glibc.malloc.arena_max=2",
+        ),
+        (
+            Some("glibc.malloc.hugetlb=0"),
+            "GLIBC_TUNABLES=glibc.malloc.hugetlb=0",
+        ),
+    ];
+    for (given, want) in cases {
+        let s = Setup::new(FULL_CONFIG, r#"{"n": {"size": "!64,64"}}"#, &[]);
+        let fifo = s.path("src").join("f.jpg");
+        assert!(Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        let mut cmd = s.command(&["-uri", "f.jpg"]);
+        cmd.env_remove("GLIBC_TUNABLES");
+        if let Some(v) = given {
+            cmd.env("GLIBC_TUNABLES", v);
+        }
+        let child = KillOnDrop(
+            cmd.stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let env = environment_with(child.0.id(), want);
+        let tunables: Vec<&str> = env
+            .lines()
+            .filter(|l| l.starts_with("GLIBC_TUNABLES="))
+            .collect();
+        assert_eq!(tunables, [want], "GLIBC_TUNABLES given {given:?}");
+        // The same process goes on to make the derivative once its source arrives.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let f = loop {
+            if let Some(f) = open_if_read(&fifo) {
+                break f;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the source was not read"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        feed(
+            f,
+            &std::fs::read(fixture("landscape.jpg")).unwrap(),
+            deadline,
+        );
+        let mut child = child;
+        let mut report = String::new();
+        use std::io::Read;
+        child
+            .0
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut report)
+            .unwrap();
+        assert!(child.0.wait().unwrap().success(), "{report}");
+        let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+        assert_eq!(
+            report["f.jpg"]["dimensions"]["n"],
+            serde_json::json!([64, 43])
+        );
+    }
+}

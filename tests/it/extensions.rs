@@ -234,7 +234,7 @@ fn services_are_computed_once_and_reported_as_go_iiif_does() {
     let r: Value = stdout_json(&out)["p.jpg"].clone();
     // The fingerprint is the sha1 of the source bytes, in lowercase hex (idsecret's derived secrets hang on it).
     let bytes = std::fs::read(fixture("landscape.jpg")).unwrap();
-    let sha = sha1_smol::Sha1::from(&bytes).digest().to_string();
+    let sha = crate::common::sha1_hex(&bytes);
     assert_eq!(sha.len(), 40);
     assert_eq!(r["origin_fingerprint"], sha.as_str());
     assert_eq!(r["origin"], "p.jpg");

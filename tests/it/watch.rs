@@ -48,7 +48,7 @@ fn colour(i: usize) -> [u8; 3] {
 }
 
 fn sha1(bytes: &[u8]) -> String {
-    sha1_smol::Sha1::from(bytes).digest().to_string()
+    crate::common::sha1_hex(bytes)
 }
 
 /// Write `bytes` at `path` in `chunks` pieces through one open file, pausing between them, as a slow copy does.

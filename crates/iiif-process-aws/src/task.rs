@@ -834,7 +834,7 @@ fn report_key(
     let fingerprint = match &uri.scheme {
         naming::Scheme::IdSecret { secret: None, .. } => {
             let bytes = sources.read(&uri.origin)?;
-            sha1_smol::Sha1::from(&bytes).digest().to_string()
+            iiif_process::naming::fingerprint(&bytes)
         }
         _ => String::new(),
     };

@@ -6,6 +6,15 @@
 
 #![allow(dead_code)]
 
+/// The hex SHA-1 of `bytes`, made here and not by the code under test.
+pub fn sha1_hex(bytes: &[u8]) -> String {
+    use sha1::Digest;
+    sha1::Sha1::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 pub mod azurite;
 pub mod emulator;
 pub mod gcs;
