@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Time iiif-process against the peers a user would reach for instead (libvips, ImageMagick; djpeg as the
 # decode-only floor), check its resizes against libvips', and time a -skip-existing rerun. See bench/README.md.
-# Usage (from anywhere): bench/run.sh [quality|scaling|tiles|jp2]
+# Usage (from anywhere): bench/run.sh [quality|scaling|tiles|jp2|ab]
 #   quality                   only the resampling quality table (section 5b), no timings
 #   scaling                   only the scaling table: the corpus on 1, 2, 4, ... cores (taskset), iiif-process and
 #                             libvips (pyvips, bench/vips_corpus.py), wall s, CPU-s and peak RSS per core count
@@ -9,6 +9,8 @@
 #   tiles                     only zoomable images: the hero's IIIF tiles vs `vips dzsave --layout iiif3` (tiles.md)
 #   jp2                       only the JPEG 2000 master: a 100 MP JP2 made from the hero, the nine derivatives by
 #                             iiif-process and by vips-par, time and peak RSS (section 3b)
+#   ab                        only before and after: the hero and the corpus by this build and by BENCH_BASELINE (the
+#                             release binary of an earlier version), alternated, wall s and peak RSS (ab.md)
 #   RUNS=5                    rounds; each round runs every command once, in turn, so noise hits all of them alike
 #   BENCH_CORPUS=bench-corpus corpus directory (fetched by bench/fetch-corpus.sh unless already complete)
 #   BENCH_OUT=bench-out       where results.md and times.tsv are written
@@ -20,8 +22,12 @@ export LC_ALL=C
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
 mode=${1:-all}
-[[ $mode = all || $mode = quality || $mode = scaling || $mode = tiles || $mode = jp2 ]] ||
-  { echo "usage: bench/run.sh [quality|scaling|tiles|jp2]" >&2; exit 2; }
+[[ $mode = all || $mode = quality || $mode = scaling || $mode = tiles || $mode = jp2 || $mode = ab ]] ||
+  { echo "usage: bench/run.sh [quality|scaling|tiles|jp2|ab]" >&2; exit 2; }
+if [ "$mode" = ab ]; then
+  [ -x "${BENCH_BASELINE:-}" ] || { echo "ab: BENCH_BASELINE must name an earlier iiif-process binary" >&2; exit 2; }
+  BENCH_BASELINE=$(cd "$(dirname "$BENCH_BASELINE")" && pwd)/$(basename "$BENCH_BASELINE")
+fi
 RUNS=${RUNS:-5}
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || { echo "RUNS must be a positive integer" >&2; exit 2; }
 corpus=${BENCH_CORPUS:-$root/bench-corpus}
@@ -149,6 +155,42 @@ for key, v in rows.items():
 print("\n".join(out))
 PY
   cat "$results/jp2.md"
+  exit 0
+fi
+
+# Before and after: this build and an earlier one on the same work, alternated in every round.
+if [ "$mode" = ab ]; then
+  base=("$BENCH_BASELINE" "${ours[@]:1}")
+  cat "$corpus/hero.jpg" "$corpus"/photos/*.jpg >/dev/null
+  timed warmup "${ours[@]}" -uri hero.jpg
+  timed warmup "${base[@]}" -uri hero.jpg
+  : >"$work/times"
+  say "timing: $RUNS rounds of 4 commands"
+  for ((r = 1; r <= RUNS; r++)); do
+    say "round $r/$RUNS"
+    timed hero/this "${ours[@]}" -uri hero.jpg
+    timed hero/baseline "${base[@]}" -uri hero.jpg
+    timed corpus/this "${ours[@]}" "${uri_args[@]}"
+    timed corpus/baseline "${base[@]}" "${uri_args[@]}"
+  done
+  cp "$work/times" "$results/ab-times.tsv"
+  python3 - "$work/times" "$RUNS" "$BENCH_BASELINE" >"$results/ab.md" <<'PY'
+import statistics as st, sys
+times, runs, baseline = sys.argv[1:4]
+rows = {}
+for line in open(times):
+    key, wall, rss = line.split()
+    rows.setdefault(key, []).append((float(wall), int(rss)))
+med = {k: st.median(w for w, _ in v) for k, v in rows.items()}
+print(f"Median of {runs} rounds, alternated. this: the build of this tree; baseline: {baseline}.\n")
+print("| job | this s | baseline s | this / baseline | this RSS MiB | baseline RSS MiB |")
+print("|---|--:|--:|--:|--:|--:|")
+for job in ("hero", "corpus"):
+    t, b = med[f"{job}/this"], med[f"{job}/baseline"]
+    rss = lambda k: st.median(r for _, r in rows[k]) / 1024
+    print(f"| {job} | {t:.3f} | {b:.3f} | {t / b:.3f} | {rss(job + '/this'):.0f} | {rss(job + '/baseline'):.0f} |")
+PY
+  cat "$results/ab.md"
   exit 0
 fi
 
