@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Time iiif-process against the peers a user would reach for instead (libvips, ImageMagick; djpeg as the
 # decode-only floor), check its resizes against libvips', and time a -skip-existing rerun. See bench/README.md.
-# Usage (from anywhere): bench/run.sh [quality|scaling|tiles|jp2|ab]
+# Usage (from anywhere): bench/run.sh [quality|quality-jp2|scaling|tiles|jp2|ab]
 #   quality                   only the resampling quality table (section 5b), no timings
+#   quality-jp2               the same table for the corpus saved as JPEG 2000 (vips jp2ksave: lossy, 512 px tiles),
+#                             whose derivatives below the full image come from the file's resolution level 1
 #   scaling                   only the scaling table: the corpus on 1, 2, 4, ... cores (taskset), iiif-process and
 #                             libvips (pyvips, bench/vips_corpus.py), wall s, CPU-s and peak RSS per core count
 #   SCALING_CORES="1 2 16"    core counts for scaling (default: 1, 2, 4, ... up to nproc, and nproc)
 #   tiles                     only zoomable images: the hero's IIIF tiles vs `vips dzsave --layout iiif3` (tiles.md)
 #   jp2                       only the JPEG 2000 master: a 100 MP JP2 made from the hero, the nine derivatives by
-#                             iiif-process and by vips-par, time and peak RSS (section 3b)
+#                             iiif-process and by vips-par, and the six below full size (k b c dc z n) by each,
+#                             time and peak RSS (section 3b)
+#   BENCH_BASELINE=old/bin    with jp2: the same two sets by an earlier release binary too, alternated
 #   ab                        only before and after: the hero and the corpus by this build and by BENCH_BASELINE (the
 #                             release binary of an earlier version), alternated, wall s and peak RSS (ab.md)
 #   RUNS=5                    rounds; each round runs every command once, in turn, so noise hits all of them alike
@@ -22,10 +26,11 @@ export LC_ALL=C
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
 mode=${1:-all}
-[[ $mode = all || $mode = quality || $mode = scaling || $mode = tiles || $mode = jp2 || $mode = ab ]] ||
-  { echo "usage: bench/run.sh [quality|scaling|tiles|jp2|ab]" >&2; exit 2; }
-if [ "$mode" = ab ]; then
-  [ -x "${BENCH_BASELINE:-}" ] || { echo "ab: BENCH_BASELINE must name an earlier iiif-process binary" >&2; exit 2; }
+[[ $mode = all || $mode = quality || $mode = quality-jp2 || $mode = scaling || $mode = tiles || $mode = jp2 ||
+  $mode = ab ]] ||
+  { echo "usage: bench/run.sh [quality|quality-jp2|scaling|tiles|jp2|ab]" >&2; exit 2; }
+if [ "$mode" = ab ] || { [ "$mode" = jp2 ] && [ -n "${BENCH_BASELINE:-}" ]; }; then
+  [ -x "${BENCH_BASELINE:-}" ] || { echo "$mode: BENCH_BASELINE must name an earlier iiif-process binary" >&2; exit 2; }
   BENCH_BASELINE=$(cd "$(dirname "$BENCH_BASELINE")" && pwd)/$(basename "$BENCH_BASELINE")
 fi
 RUNS=${RUNS:-5}
@@ -125,11 +130,25 @@ if [ "$mode" = jp2 ]; then
   jw=$(vipsheader -f width "$master") jh=$(vipsheader -f height "$master")
   : >"$work/times"
   cat "$master" >/dev/null
+  # The six derivatives below full size: nothing needs the full image, so iiif-process decodes level 1 alone.
+  small="k b c dc z n"
+  python3 - "$instructions" "$small" >"$work/small.json" <<'PY'
+import json, sys
+ins = json.load(open(sys.argv[1]))
+print(json.dumps({k: ins[k] for k in sys.argv[2].split()}))
+PY
+  small_ours=("$bin" -config "$work/config.json" -instructions "$work/small.json" -quiet)
   say "timing: $RUNS rounds of the ${jw}x$jh JP2"
   for ((r = 1; r <= RUNS; r++)); do
     say "round $r/$RUNS"
-    timed jp2/iiif-process "${ours[@]}" -uri hero-100mp.jp2
-    timed jp2/vips-par "$here/peers.sh" vips-par "$master" "$work/peer"
+    timed "nine/iiif-process" "${ours[@]}" -uri hero-100mp.jp2
+    timed "nine/vips-par" "$here/peers.sh" vips-par "$master" "$work/peer"
+    timed "six/iiif-process" "${small_ours[@]}" -uri hero-100mp.jp2
+    timed "six/vips-par" env PEER_ONLY="$small" "$here/peers.sh" vips-par "$master" "$work/peer"
+    if [ -n "${BENCH_BASELINE:-}" ]; then
+      timed "nine/baseline" "$BENCH_BASELINE" "${ours[@]:1}" -uri hero-100mp.jp2
+      timed "six/baseline" "$BENCH_BASELINE" "${small_ours[@]:1}" -uri hero-100mp.jp2
+    fi
   done
   cp "$work/times" "$results/jp2-times.tsv"
   rev=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -144,13 +163,14 @@ for line in open(times):
 mp = int(w) * int(h) / 1e6
 out = ["# iiif-process benchmark: a JPEG 2000 master", "",
        f"nproc {nproc}; iiif-process ({rev}); {vips}. {w}x{h} ({mp:.1f} MP) tiled lossy JP2 of "
-       f"{int(size) / 2**20:.0f} MiB made from the hero; the nine derivatives of instructions.example.json. "
-       f"Median of {runs} rounds.", "",
-       "| tool | median wall s | min-max s | peak RSS MiB median | peak RSS MiB max |", "|---|--:|--:|--:|--:|"]
+       f"{int(size) / 2**20:.0f} MiB made from the hero; the nine derivatives of instructions.example.json, and "
+       f"the six of them below full size (k b c dc z n). Median of {runs} rounds.", "",
+       "| set | tool | median wall s | min-max s | peak RSS MiB median | peak RSS MiB max |",
+       "|---|---|--:|--:|--:|--:|"]
 for key, v in rows.items():
     walls = [x for x, _ in v]
     rss = [r / 1024 for _, r in v]
-    out.append(f"| {key.split('/')[1]} | {st.median(walls):.2f} | {min(walls):.2f}-{max(walls):.2f} | "
+    out.append(f"| {key.split('/')[0]} | {key.split('/')[1]} | {st.median(walls):.2f} | {min(walls):.2f}-{max(walls):.2f} | "
                f"{st.median(rss):.0f} | {max(rss):.0f} |")
 print("\n".join(out))
 PY
@@ -219,7 +239,7 @@ PY
     "${uri_args[@]}" >/dev/null
   : >"$work/resample"
   for f in "${files[@]}"; do
-    read -r fw _ < <(identify -format '%w %h\n' "$corpus/$f")
+    fw=$(vipsheader -f width "$corpus/$f")
     for w in "${sizes[@]}"; do
       ((w < fw)) || continue # downscales only
       rel=$f/full/$w,/0/color.png
@@ -298,6 +318,27 @@ fi
 
 if [ "$mode" = quality ]; then
   say "resampling quality"
+  resample_quality
+  resample_table
+  exit 0
+fi
+
+# The same table for JPEG 2000 masters: each corpus file saved by libvips as the lossy, tiled JP2 an image server
+# keeps; made as usual, rungs 1 and below come from the file's resolution level 1, the reference from its full
+# decode.
+if [ "$mode" = quality-jp2 ]; then
+  say "resampling quality of the corpus as JPEG 2000"
+  jp2_corpus=$work/jp2-corpus
+  jp2_files=()
+  for f in "${files[@]}"; do
+    mkdir -p "$(dirname "$jp2_corpus/$f")"
+    vips jp2ksave "$corpus/$f" "$jp2_corpus/${f%.*}.jp2" --tile-width 512 --tile-height 512
+    jp2_files+=("${f%.*}.jp2")
+  done
+  corpus=$jp2_corpus
+  files=("${jp2_files[@]}")
+  uri_args=()
+  for f in "${files[@]}"; do uri_args+=(-uri "$f"); done
   resample_quality
   resample_table
   exit 0

@@ -4,9 +4,9 @@
 //! The header is read here, not by OpenJPEG: the codestream's SIZ marker gives the size, the components and
 //! their depths, so an image over the pixel limit is refused before OpenJPEG allocates anything, and the JP2
 //! `colr` box gives the ICC profile for the colour management. A large tiled image is decoded in strips of whole
-//! tile rows; always at full resolution (level 0):
-//! a reduced level would make a derivative's pixels depend on the wavelet's low-pass filter instead of the
-//! same Lanczos3 ladder every other source goes through.
+//! tile rows. The file is its own pyramid: [`decode`] gives resolution level `k` (the image halved `k` times by
+//! the wavelet's low-pass filter, OpenJPEG's `reduce`) as well as the full image, and the header says how many
+//! levels every tile holds ([`Header::levels`]).
 
 use super::{check_pixels, CodecError};
 use image::{DynamicImage, ImageBuffer, Luma, LumaA, Rgb, Rgba};
@@ -49,6 +49,11 @@ pub struct Header {
     pub depths: Vec<u8>,
     /// The JP2 `colr` box's ICC profile (method 2 or 3); none for a codestream or an enumerated space.
     pub icc: Option<Vec<u8>>,
+    /// The resolution levels below the full image that every tile-component holds (the fewest wavelet
+    /// decompositions of any COD or COC marker, in the main header or a tile-part's). 0 when the image area does
+    /// not start at the grid's origin: a level's samples then sit on a lattice offset by the origin's parity,
+    /// which the ladder does not model.
+    pub levels: u8,
 }
 
 impl Header {
@@ -151,6 +156,11 @@ pub fn header(bytes: &[u8], max_pixels: u64, icc_cap: usize) -> Result<Header, C
         }
         depths = columns;
     }
+    let levels = if (x0, y0) == (0, 0) {
+        decompositions(codestream)
+    } else {
+        0
+    };
     Ok(Header {
         width,
         height,
@@ -159,7 +169,68 @@ pub fn header(bytes: &[u8], max_pixels: u64, icc_cap: usize) -> Result<Header, C
         strip_rows,
         depths,
         icc,
+        levels,
     })
+}
+
+/// The fewest wavelet decomposition levels of any COD or COC marker segment, in the main header and in every
+/// tile-part header (which may override them per tile); 0 when there is none. Walks the marker segments by their
+/// lengths and the tile-parts by theirs (Psot), never the compressed data. A codestream cut short gives what was
+/// read before the cut: decoding it says what is missing.
+fn decompositions(codestream: &[u8]) -> u8 {
+    let u16_at = |at: usize| {
+        codestream
+            .get(at..at + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+    };
+    let mut fewest: Option<u8> = None;
+    let mut seen = |nl: Option<&u8>| {
+        if let Some(&nl) = nl {
+            fewest = Some(fewest.map_or(nl, |f| f.min(nl)));
+        }
+    };
+    let mut at = 2; // past SOC
+    let mut tile_end: Option<usize> = None;
+    while let Some(marker) = u16_at(at) {
+        match marker {
+            // EOC: the end.
+            0xFFD9 => break,
+            // SOD: the tile-part's data follows, up to the end its SOT gave.
+            0xFF93 => match tile_end.take() {
+                Some(end) if end > at => {
+                    at = end;
+                    continue;
+                }
+                // Psot 0: the last tile-part runs to EOC; no header follows it.
+                _ => break,
+            },
+            _ => {}
+        }
+        let Some(len) = u16_at(at + 2).map(usize::from).filter(|&l| l >= 2) else {
+            break;
+        };
+        let Some(segment) = codestream.get(at + 4..at + 2 + len) else {
+            break;
+        };
+        match marker {
+            // SOT: Isot (2), Psot (4), TPsot, TNsot. Psot counts from the SOT marker.
+            0xFF90 => {
+                tile_end = segment
+                    .get(2..6)
+                    .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+                    .filter(|&psot| psot > 0)
+                    .map(|psot| at + psot);
+            }
+            // COD: Scod, progression, layers (2), MCT, then the decomposition levels.
+            0xFF52 => seen(segment.get(5)),
+            // COC: Ccoc (one byte for fewer than 257 components, and there are at most 4), Scoc, then the
+            // decomposition levels.
+            0xFF53 => seen(segment.get(2)),
+            _ => {}
+        }
+        at += 2 + len;
+    }
+    fewest.unwrap_or(0)
 }
 
 /// A JP2 file's codestream (the `jp2c` box), the ICC profile of its first `colr` box if that holds one of at
@@ -236,11 +307,26 @@ fn jp2_box(bytes: &[u8]) -> Result<JpBox<'_>, CodecError> {
     Ok((kind, content, &bytes[len..]))
 }
 
-/// Decode at full resolution; `strict` refuses a truncated codestream instead of decoding what is there. A tiled
-/// image with [`Header::strip_rows`] is decoded a strip of whole tile rows at a time (an OpenJPEG decode area), so
-/// that OpenJPEG's 32-bit planes never exist for the whole image, only the 8- or 16-bit result does.
-pub fn decode(bytes: &[u8], header: &Header, strict: bool) -> Result<DynamicImage, CodecError> {
-    let (w, h) = (header.width, header.height);
+/// Decode resolution level `level` (0: the full image; `k`: each side halved `k` times, rounded up, by the
+/// wavelet's own low-pass filter; at most [`Header::levels`]); `strict` refuses a truncated codestream instead of
+/// decoding what is there. A tiled image with [`Header::strip_rows`] is decoded a strip of whole tile rows at a
+/// time (an OpenJPEG decode area), so that OpenJPEG's 32-bit planes never exist for the whole image, only the 8-
+/// or 16-bit result does.
+pub fn decode(
+    bytes: &[u8],
+    header: &Header,
+    strict: bool,
+    level: u8,
+) -> Result<DynamicImage, CodecError> {
+    if level > header.levels {
+        return Err(error(format!(
+            "resolution level {level} asked of an image with {} below its full resolution",
+            header.levels
+        )));
+    }
+    // The rows and columns of level `level` between grid positions `a` and `b` (the origin is 0 when level > 0).
+    let reduced = |a: u32, b: u32| b.div_ceil(1 << level) - a.div_ceil(1 << level);
+    let (w, h) = (reduced(0, header.width), reduced(0, header.height));
     let n = header.depths.len();
     let len = (w as usize)
         .checked_mul(h as usize)
@@ -265,25 +351,36 @@ pub fn decode(bytes: &[u8], header: &Header, strict: bool) -> Result<DynamicImag
     };
     match spooled {
         Some((file, rows)) => {
+            let full_h = header.height;
             let mut top = 0;
-            while top < h {
-                let rows = rows.min(h - top);
+            while top < full_h {
+                let rows = rows.min(full_h - top);
                 let area = jpeg2k::DecodeArea::new(
                     header.x0,
                     header.y0 + top,
-                    header.x0 + w,
+                    header.x0 + header.width,
                     header.y0 + top + rows,
                 );
                 let params = jpeg2k::DecodeParameters::new()
                     .strict(strict)
+                    .reduce(u32::from(level))
                     .decode_area(Some(area));
                 let image = jpeg2k::Image::from_file_with(file.path(), params).map_err(failed)?;
-                fill(&image, &mut out, w, top, rows, n)?;
+                fill(
+                    &image,
+                    &mut out,
+                    w,
+                    reduced(0, top),
+                    reduced(top, top + rows),
+                    n,
+                )?;
                 top += rows;
             }
         }
         None => {
-            let params = jpeg2k::DecodeParameters::new().strict(strict);
+            let params = jpeg2k::DecodeParameters::new()
+                .strict(strict)
+                .reduce(u32::from(level));
             let image = jpeg2k::Image::from_bytes_with(bytes, params).map_err(failed)?;
             fill(&image, &mut out, w, 0, h, n)?;
         }
@@ -537,7 +634,7 @@ mod tests {
         let h = header(&bytes, 1 << 30, 0).unwrap();
         // 1050 rows in 256-row tiles: strips of four tile rows.
         assert_eq!((h.width, h.height, h.strip_rows), (96, 1050, Some(1024)));
-        let strips = decode(&bytes, &h, true).unwrap();
+        let strips = decode(&bytes, &h, true, 0).unwrap();
         let whole = decode(
             &bytes,
             &Header {
@@ -545,6 +642,7 @@ mod tests {
                 ..h.clone()
             },
             true,
+            0,
         )
         .unwrap();
         assert_eq!(strips.as_bytes(), whole.as_bytes());
@@ -562,6 +660,71 @@ mod tests {
             .bytes_per_pixel(),
             3 + 12
         );
+    }
+
+    #[test]
+    fn level_1_is_half_the_image_decoded_in_strips_as_whole() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/masters/dune_tiled.jp2"
+        );
+        let bytes = std::fs::read(path).unwrap();
+        let h = header(&bytes, 1 << 30, 0).unwrap();
+        // opj_compress' six resolutions: five levels below the full image; 512 px tiles, so strips of 1024 rows.
+        assert_eq!((h.levels, h.strip_rows), (5, Some(1024)));
+        let one = decode(&bytes, &h, true, 1).unwrap();
+        assert_eq!((one.width(), one.height()), (840, 525));
+        let whole = decode(
+            &bytes,
+            &Header {
+                strip_rows: None,
+                ..h.clone()
+            },
+            true,
+            1,
+        )
+        .unwrap();
+        assert_eq!(one.as_bytes(), whole.as_bytes());
+        let five = decode(&bytes, &h, true, 5).unwrap();
+        assert_eq!((five.width(), five.height()), (53, 33));
+        assert!(decode(&bytes, &h, true, 6).is_err());
+    }
+
+    #[test]
+    fn levels_are_the_fewest_of_every_cod_and_coc_in_main_and_tile_part_headers() {
+        let segment = |marker: u16, body: &[u8]| {
+            let mut m = marker.to_be_bytes().to_vec();
+            m.extend((body.len() as u16 + 2).to_be_bytes());
+            m.extend(body);
+            m
+        };
+        // COD: Scod, progression, layers (2), MCT, then 5 levels; COC for component 0: Ccoc, Scoc, 3 levels.
+        let cod = segment(0xFF52, &[0, 0, 0, 1, 0, 5, 4, 4, 0, 0]);
+        let coc = segment(0xFF53, &[0, 0, 3, 4, 4, 0, 0]);
+        let mut cs = codestream(64, 64, &[(7, 1, 1)]);
+        cs.extend(&cod);
+        let main_only = cs.clone();
+        // One tile-part whose header lowers component 0 to 3 levels, then its data, then EOC.
+        let data = [0u8; 7];
+        let psot = (12 + coc.len() + 2 + data.len()) as u32;
+        let mut sot = vec![0, 0];
+        sot.extend(psot.to_be_bytes());
+        sot.extend([0, 1]);
+        cs.extend(segment(0xFF90, &sot));
+        cs.extend(&coc);
+        cs.extend([0xFF, 0x93]);
+        cs.extend(data);
+        cs.extend([0xFF, 0xD9]);
+        assert_eq!(header(&main_only, 1 << 30, 0).unwrap().levels, 5);
+        assert_eq!(header(&cs, 1 << 30, 0).unwrap().levels, 3);
+        // Cut inside the tile-part's COC: what was read before the cut; the decode says what is missing.
+        let cut = &cs[..cs.len() - data.len() - 6];
+        assert_eq!(header(cut, 1 << 30, 0).unwrap().levels, 5);
+        // An image area away from the grid's origin: no levels.
+        let mut moved = cs.clone();
+        moved[16..20].copy_from_slice(&1u32.to_be_bytes());
+        moved[8..12].copy_from_slice(&65u32.to_be_bytes());
+        assert_eq!(header(&moved, 1 << 30, 0).unwrap().levels, 0);
     }
 
     #[test]

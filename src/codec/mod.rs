@@ -132,6 +132,15 @@ pub struct DecodeOptions<'a> {
     /// Convert the pixels from this profile (the source's own) to sRGB right after decoding, at the decoded
     /// depth, before anything is reduced to 8 bits.
     pub to_srgb: Option<&'a colour::Profile>,
+    /// The resolution level to decode, below the full image ([`levels`]): a JPEG 2000 source's own reduction.
+    /// 0 (the full image) for every other format.
+    pub level: u8,
+}
+
+/// The resolution levels below the full image a source's decode can give ([`DecodeOptions::level`]): a JPEG 2000
+/// file's wavelet levels; 0 for every other format.
+pub fn levels(probe: &Probe) -> u8 {
+    probe.header.jp2.as_ref().map_or(0, |h| h.levels)
 }
 
 /// The source format, from the bytes (never the file name).
@@ -277,7 +286,15 @@ pub fn decode_with(
                 &read
             }
         };
-        (jp2::decode(bytes, header, !opts.accept_damaged)?, None)
+        (
+            jp2::decode(bytes, header, !opts.accept_damaged, opts.level)?,
+            None,
+        )
+    } else if opts.level > 0 {
+        return Err(CodecError::Decode {
+            format: probe.format.name(),
+            message: format!("no resolution level {} to decode", opts.level),
+        });
     } else {
         let own = match probe.format {
             Format::Tiff => tiff_read::decode(bytes, opts.max_pixels)?,

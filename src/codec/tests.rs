@@ -10,6 +10,7 @@ fn opts(accept_damaged: bool) -> DecodeOptions<'static> {
         max_pixels: DEFAULT_MAX_PIXELS,
         accept_damaged,
         to_srgb: None,
+        level: 0,
     }
 }
 

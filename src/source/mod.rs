@@ -43,6 +43,16 @@ pub struct Context<'a> {
     pub budget: &'a Budget,
 }
 
+/// Why the rungs below the full image could not be made.
+#[derive(Debug, thiserror::Error)]
+enum LadderError {
+    /// A JPEG 2000's level 1, decoded after its full image.
+    #[error(transparent)]
+    Decode(#[from] CodecError),
+    #[error(transparent)]
+    Pipeline(#[from] crate::pipeline::PipelineError),
+}
+
 /// What became of one source.
 pub struct Outcome {
     pub report: SourceReport,
@@ -293,24 +303,46 @@ pub fn process(ctx: &Context, planned: &PlannedSource) -> Outcome {
         }
     }
 
+    let (copies, mut made_from_pixels): (Vec<usize>, Vec<usize>) =
+        todo.iter().partition(|&&i| plan.derivatives[i].copy);
+    let services_wanted = !settings.config.services.is_empty() && previous.is_none();
+    let (depth, stored_depth, analysis_wanted) =
+        plan.ladder_needs(&made_from_pixels, services_wanted);
+    let plan::Decodes {
+        full: needs_full,
+        level_one,
+    } = plan.decodes(
+        &made_from_pixels,
+        codec::levels(&probe),
+        services_wanted,
+        tiles_todo,
+    );
     // Reserve the memory this source needs before a pixel is decoded; wait while other sources use it.
     let tiles_need = tile_set
         .as_ref()
         .filter(|_| tiles_todo)
         .map_or(0, |set| set.memory_need(rayon::current_num_threads()));
-    let need = plan
-        .memory_need(&todo, bytes.len() as u64)
-        .saturating_add(tiles_need);
+    let frames = match (needs_full, level_one) {
+        (true, false) => plan.memory_need(&todo, bytes.len() as u64, 0),
+        (false, _) => plan.memory_need(&todo, bytes.len() as u64, 1),
+        // Both decodes' frames and ladders are alive together.
+        (true, true) => plan
+            .memory_need(&todo, bytes.len() as u64, 0)
+            .saturating_add(plan.memory_need(&[], 0, 1)),
+    };
+    let need = frames.saturating_add(tiles_need);
     let _reservation = match ctx.budget.reserve(need) {
         Ok(r) => r,
         Err(e) => return Outcome::failed(settings, format!("{where_}: {e}")),
     };
-    // Always the full frame: a DCT-reduced decode would make each derivative's pixels depend on the largest
-    // one the run makes. The ladder below it gives the small derivatives their speed.
+    // The full frame (or a JPEG 2000's level 1 when nothing needs it): a DCT-reduced decode would make each
+    // derivative's pixels depend on the largest one the run makes. The ladder below it gives the small
+    // derivatives their speed.
     let opts = DecodeOptions {
         max_pixels: settings.max_pixels,
         accept_damaged: settings.accept_damaged,
         to_srgb: on_decode,
+        level: if needs_full { 0 } else { 1 },
     };
     let carried = codec::Carried::read(&bytes, probe.format, metadata);
     let mut inputs = Inputs {
@@ -323,8 +355,6 @@ pub fn process(ctx: &Context, planned: &PlannedSource) -> Outcome {
         jpeg_quality: settings.jpeg_quality,
         webp_quality: settings.webp_quality,
     };
-    let (copies, mut made_from_pixels): (Vec<usize>, Vec<usize>) =
-        todo.iter().partition(|&&i| plan.derivatives[i].copy);
     // The byte copies need no pixel: they are prepared in the pool while this thread decodes the frame (a single
     // thread for a JPEG), and written only once it has decoded, so a master that cannot be decoded publishes
     // nothing. The work of this source runs in scopes opened here, on the run loop's thread: this thread does
@@ -354,10 +384,8 @@ pub fn process(ctx: &Context, planned: &PlannedSource) -> Outcome {
         .as_ref()
         .filter(|_| on_decode.is_none() && decoded.colour_warning.is_none());
     inputs.profile = kept_profile;
-    let base = codec::orient(decoded.image, decoded.orientation);
-    let services_wanted = !settings.config.services.is_empty() && previous.is_none();
-    let (depth, stored_depth, analysis_wanted) =
-        plan.ladder_needs(&made_from_pixels, services_wanted);
+    let base = crate::pipeline::Rung::plain(codec::orient(decoded.image, decoded.orientation));
+    let full_place = || crate::pipeline::Place::jp2_level(upright_dims, 1);
     // The costliest first, so that the last one to finish is a small one: by the pixels read, then written.
     made_from_pixels.sort_by_key(|&i| {
         let d = &plan.derivatives[i];
@@ -381,45 +409,69 @@ pub fn process(ctx: &Context, planned: &PlannedSource) -> Outcome {
         d.rung == 0 && !d.from_stored && !render::needs_analysis(d)
     });
     let failures = Mutex::new(Vec::new());
-    let ladders = rayon::in_place_scope(|s| {
-        let (write, failures, inputs, base) = (&write, &failures, &inputs, &base);
-        let derivatives = &plan.derivatives;
-        for (i, made) in copied {
-            s.spawn(move |_| {
-                if let Some(f) = write(i, made) {
-                    lock(failures).push(f);
+    let (full, ladders) = if needs_full {
+        let ladders = rayon::in_place_scope(|s| {
+            let (write, failures, inputs, base) = (&write, &failures, &inputs, &base);
+            let derivatives = &plan.derivatives;
+            for (i, made) in copied {
+                s.spawn(move |_| {
+                    if let Some(f) = write(i, made) {
+                        lock(failures).push(f);
+                    }
+                });
+            }
+            for &i in &early {
+                s.spawn(move |_| {
+                    let made = render::pixels(&derivatives[i], base, None, inputs);
+                    if let Some(f) = write(i, made) {
+                        lock(failures).push(f);
+                    }
+                });
+            }
+            let below = match level_one {
+                // The second decode, of level 1, while the full-size derivatives are made.
+                true => {
+                    let opts = DecodeOptions { level: 1, ..opts };
+                    let one = codec::decode_with(&bytes, &probe, &opts)?;
+                    crate::pipeline::Ladder::placed_below(one.image, full_place(), depth)?
                 }
-            });
-        }
-        for &i in &early {
-            s.spawn(move |_| {
-                let made = render::pixels(&derivatives[i], base, None, inputs);
-                if let Some(f) = write(i, made) {
-                    lock(failures).push(f);
-                }
-            });
-        }
-        {
-            let below = crate::pipeline::Ladder::below(base, depth)?;
+                false => crate::pipeline::Ladder::below(&base.image, depth)?
+                    .into_iter()
+                    .map(crate::pipeline::Rung::plain)
+                    .collect(),
+            };
             let stored = stored_depth
                 .map(|depth| {
                     let image = codec::orient(
-                        base.clone(),
+                        base.image.clone(),
                         codec::inverse_orientation(decoded.orientation),
                     );
                     crate::pipeline::Ladder::new(image, depth)
                 })
                 .transpose()?;
-            Ok::<_, crate::pipeline::PipelineError>((below, stored))
+            Ok::<_, LadderError>((below, stored))
+        });
+        (Some(base.image), ladders)
+    } else {
+        // Only level 1 was decoded: nothing needs the full image, so no early derivative or byte copy waits.
+        for (i, made) in copied {
+            if let Some(f) = write(i, made) {
+                lock(&failures).push(f);
+            }
         }
-    });
+        let below = crate::pipeline::Ladder::placed_below(base.image, full_place(), depth)
+            .map_err(LadderError::from);
+        (None, below.map(|b| (b, None)))
+    };
     let (below, stored) = match ladders {
         Ok(l) => l,
         Err(e) => return Outcome::failed(settings, format!("{where_}: {e}")),
     };
-    let upright = crate::pipeline::Ladder::from_rungs(base, below);
+    let upright = crate::pipeline::Ladder::of(full, below);
     let analysis = analysis_wanted
-        .then(|| crate::pipeline::analysis_copy(upright.rung(plan.analysis_rung)).ok())
+        .then(|| {
+            crate::pipeline::analysis_copy(upright.rung(plan.analysis_rung), upright_dims).ok()
+        })
         .flatten()
         .map(|small| match kept_profile {
             Some(p) => {

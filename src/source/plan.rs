@@ -4,8 +4,10 @@
 //! The memory a source needs is a method here. Pure: no I/O, no pixels.
 //!
 //! Every derivative is made from a rung of one fixed ladder: the full decode, then halvings of it
-//! ([`pipeline::Ladder`]). Its rung is a function of its own need alone, never of the other derivatives, so its
-//! pixels (and the services', made from a rung chosen the same way) do not depend on what else a run makes.
+//! ([`pipeline::Ladder`]); for a JPEG 2000, rung 1 is the file's resolution level 1 and the rungs below are
+//! halvings of that ([`SourcePlan::decodes`]). Its rung is a function of its own need alone, never of the other
+//! derivatives, so its pixels (and the services', made from a rung chosen the same way) do not depend on what
+//! else a run makes.
 
 use crate::codec::{self, Orientation, Probe};
 use crate::iiif::{
@@ -85,6 +87,16 @@ pub struct SourcePlan {
     pub failed: Vec<(String, DerivativeError)>,
     /// The rung the analysis copy (services, smart crops) is made from.
     pub analysis_rung: u8,
+}
+
+/// The images a source's decode makes ([`SourcePlan::decodes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decodes {
+    /// The full image (rung 0).
+    pub full: bool,
+    /// A JPEG 2000's resolution level 1, which rung 1 and the halvings below it are made from (else they are
+    /// halvings of the full image).
+    pub level_one: bool,
 }
 
 /// How many times the final Lanczos3 pass at least reduces a rung: as libvips' shrink-on-load leaves a factor
@@ -272,12 +284,36 @@ impl SourcePlan {
         (upright, stored, analysis)
     }
 
+    /// What to decode to make `todo` (with the analysis copy when `services`, and a tile pyramid when `tiles`)
+    /// from a source whose decode gives `levels` resolution levels below the full image: a JPEG 2000 file is its
+    /// own pyramid, so its rung 1, and the halvings below it, are always its level 1, decoded on its own; the
+    /// full image is decoded when something needs rung 0. Whichever other derivatives a run makes, each rung's
+    /// pixels are the same.
+    pub fn decodes(&self, todo: &[usize], levels: u8, services: bool, tiles: bool) -> Decodes {
+        let (depth, stored, analysis) = self.ladder_needs(todo, services);
+        // A JPEG 2000 has no orientation: there is never a stored ladder beside the upright one.
+        let level_one = levels >= 1
+            && depth >= 1
+            && stored.is_none()
+            && self.orientation == Orientation::NoTransforms;
+        let rung_zero = todo
+            .iter()
+            .map(|&i| &self.derivatives[i])
+            .any(|d| !d.copy && d.rung == 0);
+        Decodes {
+            full: !level_one || tiles || rung_zero || (analysis && self.analysis_rung == 0),
+            level_one,
+        }
+    }
+
     /// The bytes one source keeps alive at most while making `todo` from `file_len` bytes: the decoded frame at
     /// the source's depth and again at 8 bits, its upright and stored copies, the ladders below them, and for
     /// every derivative its scaled, rotated and encoded images.
-    pub fn memory_need(&self, todo: &[usize], file_len: u64) -> u64 {
+    ///
+    /// `level` is the decoded frame's resolution level (a JPEG 2000 source's level 1 is a quarter of its pixels).
+    pub fn memory_need(&self, todo: &[usize], file_len: u64, level: u8) -> u64 {
         let pixels = |(w, h): (u32, u32)| w as u64 * h as u64;
-        let decoded = pixels(self.stored);
+        let decoded = pixels(self.stored) >> (2 * u32::from(level.min(16)));
         let any_stored = todo.iter().any(|&i| self.derivatives[i].from_stored);
         // The frame at its own depth; an 8-bit copy when that depth is more (16-bit or float); an upright copy
         // when the EXIF orientation turns it; the stored copy for rotation -1; the ladder's rungs (a third of
@@ -431,13 +467,43 @@ mod tests {
     }
 
     #[test]
+    fn a_jpeg2000_s_rungs_below_the_full_image_come_from_its_level_1() {
+        // 4000 px wide: 1024 px is made from the full image (rung 0), 320 px from rung 2.
+        let set = [
+            ins("big", "full", "1024,", "0", "jpg"),
+            ins("small", "full", "320,", "0", "jpg"),
+        ];
+        let p = plan(&probe(4000, 3000, Orientation::NoTransforms), &set);
+        assert_eq!((p.derivatives[0].rung, p.derivatives[1].rung), (0, 2));
+        let decodes = |todo: &[usize], levels, services, tiles| {
+            let d = p.decodes(todo, levels, services, tiles);
+            (d.full, d.level_one)
+        };
+        // Thumbnails alone: level 1 alone, a quarter of the pixels.
+        assert_eq!(decodes(&[1], 5, false, false), (false, true));
+        // With a full-size derivative, tiles or an analysis copy of the full image: both.
+        assert_eq!(decodes(&[0, 1], 5, false, false), (true, true));
+        assert_eq!(decodes(&[1], 5, false, true), (true, true));
+        // Nothing below rung 0, or a file without levels (every other format): the full image alone.
+        assert_eq!(decodes(&[0], 5, false, false), (true, false));
+        assert_eq!(decodes(&[1], 0, false, false), (true, false));
+        // The services' analysis copy of a 4000 px image comes from a rung below the full one.
+        assert_eq!(decodes(&[1], 5, true, false), (false, true));
+        let small = plan(&probe(300, 200, Orientation::NoTransforms), &set[1..]);
+        assert_eq!(small.analysis_rung, 0);
+        assert!(small.decodes(&[0], 5, true, false).full);
+    }
+
+    #[test]
     fn memory_need_grows_with_the_frame_and_the_outputs() {
         let small = [ins("a", "full", "!100,100", "0", "jpg")];
         let big = [ins("a", "full", "full", "0", "png")];
         let p = probe(4000, 3000, Orientation::NoTransforms);
         let (a, b) = (plan(&p, &small), plan(&p, &big));
-        assert!(a.memory_need(&[0], 1 << 20) < b.memory_need(&[0], 1 << 20));
+        assert!(a.memory_need(&[0], 1 << 20, 0) < b.memory_need(&[0], 1 << 20, 0));
         // A full decode of 12 MP keeps the frame and the full-size output alive.
-        assert!(b.memory_need(&[0], 0) >= 12_000_000 * 3 + 12_000_000 * 4);
+        assert!(b.memory_need(&[0], 0, 0) >= 12_000_000 * 3 + 12_000_000 * 4);
+        // A JPEG 2000's level 1 is a quarter of the frame.
+        assert!(a.memory_need(&[0], 0, 1) < a.memory_need(&[0], 0, 0) / 3);
     }
 }

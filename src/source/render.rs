@@ -4,8 +4,8 @@
 use super::plan::{Derivative, DerivativeError};
 use crate::codec::colour::Profile;
 use crate::codec::{self, EncodeOptions, Orientation};
-use crate::pipeline::{self, Ladder};
-use image::{DynamicImage, RgbImage};
+use crate::pipeline::{self, Ladder, Rung};
+use image::RgbImage;
 
 /// What the derivatives of one source are made from, besides their pixels: the file and how to encode.
 pub struct Inputs<'a> {
@@ -38,7 +38,7 @@ pub struct Pixels {
 
 impl Pixels {
     /// The image derivative `d` is made from, and the analysis copy when its region is a smart crop.
-    pub fn of(&self, d: &Derivative) -> (&DynamicImage, Option<&RgbImage>) {
+    pub fn of(&self, d: &Derivative) -> (&Rung, Option<&RgbImage>) {
         let src = match (&self.stored, d.from_stored) {
             (Some(stored), true) => stored.rung(d.rung),
             _ => self.upright.rung(d.rung),
@@ -72,7 +72,7 @@ pub fn copy(d: &Derivative, inputs: &Inputs) -> Result<Vec<u8>, DerivativeError>
 /// for a smart crop, the analysis copy.
 pub fn pixels(
     d: &Derivative,
-    src: &DynamicImage,
+    src: &Rung,
     analysis: Option<&RgbImage>,
     inputs: &Inputs,
 ) -> Result<Vec<u8>, DerivativeError> {

@@ -174,3 +174,90 @@ fn a_skip_existing_rerun_remakes_a_derivative_with_the_same_bytes() {
         );
     }
 }
+
+// JPEG 2000 masters: the file is its own pyramid. Rung 1, and the halvings below it, are the file's resolution
+// level 1, decoded on its own; the full image only when something needs it.
+
+const JP2: &str = "dune_tiled.jp2";
+
+/// Runs `instructions` on the 1680x1050 tiled JPEG 2000 master and returns the report of that one source.
+fn made_jp2(instructions: &str, args: &[&str]) -> (Setup, Value) {
+    let s = Setup::new(
+        FULL_CONFIG,
+        instructions,
+        &[(JP2, fixture(&format!("masters/{JP2}")))],
+    );
+    let mut all = vec!["-uri", JP2];
+    all.extend_from_slice(args);
+    let out = s.run(&all);
+    assert_exit(&out, 0);
+    let report = stdout_json(&out)[JP2].clone();
+    (s, report)
+}
+
+#[test]
+fn a_jpeg2000_s_derivatives_from_its_level_1_match_lanczos3_from_its_full_decode() {
+    // Each is made from level 1 or a halving of it (the 1680 px image needs less than a quarter of itself for
+    // each), and lands where Lanczos3 from the full image puts it: the level's samples sit on the even pixels
+    // of the full image, not between them, so an unplaced level would be a quarter of a pixel off.
+    let set = r#"{
+        "a": {"size": "400,", "format": "png"},
+        "b": {"size": "210,", "format": "png"},
+        "c": {"size": "!400,300", "format": "png"},
+        "d": {"region": "0,850,1680,200", "size": "400,", "format": "png"},
+        "e": {"region": "1280,0,400,1050", "size": ",250", "format": "png"},
+        "f": {"region": "600,300,800,600", "size": "200,", "rotation": "90", "format": "png"}
+    }"#;
+    let (s, r) = made_jp2(set, &[]);
+    let (full, rf) = made_jp2(set, &["-from-full-resolution"]);
+    for label in ["a", "b", "c", "d", "e", "f"] {
+        let (got, want) = (output(&s, &r, label), output(&full, &rf, label));
+        let db = psnr(&got, &want);
+        assert!(
+            db >= 45.0,
+            "{label}: {db:.1} dB against Lanczos3 from the full decode"
+        );
+    }
+}
+
+#[test]
+fn a_jpeg2000_s_small_derivatives_are_the_same_whatever_else_the_run_makes() {
+    // The SFO set needs the full image (`o`, the smart crops); three thumbnails alone do not, and decode only
+    // level 1. Their bytes, and the services', are the same either way.
+    let small = r#"{"n": {"size": "!320,240", "format": "jpg"},
+      "z": {"size": "!640,480", "format": "jpg"},
+      "b": {"size": "!1024,768", "format": "jpg"}}"#;
+    let (all, ra) = made_jp2(SFO, &[]);
+    let (sub, rs) = made_jp2(small, &[]);
+    for label in ["n", "z", "b"] {
+        assert!(
+            bytes(&all, &ra, label) == bytes(&sub, &rs, label),
+            "{label}: different bytes with the whole SFO set and with three thumbnails"
+        );
+    }
+    for service in ["imagehash", "blurhash", "palette"] {
+        assert!(!ra[service].is_null(), "{service}: {ra}");
+        assert_eq!(ra[service], rs[service], "{service}");
+    }
+}
+
+#[test]
+fn a_jpeg2000_s_thumbnails_need_only_the_memory_of_its_level_1() {
+    // The full decode of the 1.8 MP master needs about 30 MiB (the 8-bit image and OpenJPEG's 32-bit planes);
+    // its level 1 a quarter of that. Under a 16 MiB budget the thumbnails are made; a full-size copy is refused.
+    let (_, r) = made_jp2(
+        r#"{"n": {"size": "!320,240", "format": "jpg"}}"#,
+        &["-max-memory", "16M"],
+    );
+    assert!(r.get("errors").is_none(), "{r}");
+    assert_eq!(r["dimensions"]["n"], serde_json::json!([320, 200]));
+    let s = Setup::new(
+        FULL_CONFIG,
+        r#"{"n": {"size": "!320,240", "format": "jpg"}, "f": {"size": "full", "format": "jpg"}}"#,
+        &[(JP2, fixture(&format!("masters/{JP2}")))],
+    );
+    let out = s.run(&["-uri", JP2, "-max-memory", "16M"]);
+    let report = stdout_json(&out);
+    let error = report[JP2]["errors"]["f"].as_str().unwrap_or_default();
+    assert!(error.contains("MiB"), "{report}");
+}
