@@ -624,27 +624,33 @@ mod tests {
         assert_eq!(header(&file, 1 << 30, 4).unwrap().icc, None);
     }
 
-    #[test]
-    fn a_tall_tiled_image_decodes_in_strips_to_the_same_pixels_as_whole() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/masters/dune_column_tiled.jp2"
+    /// A master of `tests/fixtures/masters` and its header.
+    fn master(name: &str) -> (Vec<u8>, Header) {
+        let path = format!(
+            "{}/tests/fixtures/masters/{name}",
+            env!("CARGO_MANIFEST_DIR")
         );
         let bytes = std::fs::read(path).unwrap();
         let h = header(&bytes, 1 << 30, 0).unwrap();
+        (bytes, h)
+    }
+
+    /// Level `level` decoded in the header's strips and decoded whole.
+    fn in_strips_and_whole(bytes: &[u8], h: &Header, level: u8) -> (DynamicImage, DynamicImage) {
+        let strips = decode(bytes, h, true, level).unwrap();
+        let whole = Header {
+            strip_rows: None,
+            ..h.clone()
+        };
+        (strips, decode(bytes, &whole, true, level).unwrap())
+    }
+
+    #[test]
+    fn a_tall_tiled_image_decodes_in_strips_to_the_same_pixels_as_whole() {
+        let (bytes, h) = master("dune_column_tiled.jp2");
         // 1050 rows in 256-row tiles: strips of four tile rows.
         assert_eq!((h.width, h.height, h.strip_rows), (96, 1050, Some(1024)));
-        let strips = decode(&bytes, &h, true, 0).unwrap();
-        let whole = decode(
-            &bytes,
-            &Header {
-                strip_rows: None,
-                ..h.clone()
-            },
-            true,
-            0,
-        )
-        .unwrap();
+        let (strips, whole) = in_strips_and_whole(&bytes, &h, 0);
         assert_eq!(strips.as_bytes(), whole.as_bytes());
         // The memory a pixel needs: 3 bytes of RGB, and OpenJPEG's 12 of planes for an eighth of the rows.
         let tall = Header {
@@ -664,26 +670,11 @@ mod tests {
 
     #[test]
     fn level_1_is_half_the_image_decoded_in_strips_as_whole() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/masters/dune_tiled.jp2"
-        );
-        let bytes = std::fs::read(path).unwrap();
-        let h = header(&bytes, 1 << 30, 0).unwrap();
+        let (bytes, h) = master("dune_tiled.jp2");
         // opj_compress' six resolutions: five levels below the full image; 512 px tiles, so strips of 1024 rows.
         assert_eq!((h.levels, h.strip_rows), (5, Some(1024)));
-        let one = decode(&bytes, &h, true, 1).unwrap();
+        let (one, whole) = in_strips_and_whole(&bytes, &h, 1);
         assert_eq!((one.width(), one.height()), (840, 525));
-        let whole = decode(
-            &bytes,
-            &Header {
-                strip_rows: None,
-                ..h.clone()
-            },
-            true,
-            1,
-        )
-        .unwrap();
         assert_eq!(one.as_bytes(), whole.as_bytes());
         let five = decode(&bytes, &h, true, 5).unwrap();
         assert_eq!((five.width(), five.height()), (53, 33));

@@ -37,7 +37,17 @@ fn reference(file: &str, region: (u32, u32, u32, u32), out: (u32, u32)) -> RgbIm
 
 /// Runs `instructions` (lossless PNG outputs) on `file` and returns the report of that one source.
 fn made(file: &str, instructions: &str, args: &[&str]) -> (Setup, Value) {
-    let s = Setup::new(FULL_CONFIG, instructions, &[(file, fixture(file))]);
+    made_from(file, fixture(file), instructions, args)
+}
+
+/// Runs `instructions` on the file at `path`, named `file`, and returns the report of that one source.
+fn made_from(
+    file: &str,
+    path: std::path::PathBuf,
+    instructions: &str,
+    args: &[&str],
+) -> (Setup, Value) {
+    let s = Setup::new(FULL_CONFIG, instructions, &[(file, path)]);
     let mut all = vec!["-uri", file];
     all.extend_from_slice(args);
     let out = s.run(&all);
@@ -182,17 +192,7 @@ const JP2: &str = "dune_tiled.jp2";
 
 /// Runs `instructions` on the 1680x1050 tiled JPEG 2000 master and returns the report of that one source.
 fn made_jp2(instructions: &str, args: &[&str]) -> (Setup, Value) {
-    let s = Setup::new(
-        FULL_CONFIG,
-        instructions,
-        &[(JP2, fixture(&format!("masters/{JP2}")))],
-    );
-    let mut all = vec!["-uri", JP2];
-    all.extend_from_slice(args);
-    let out = s.run(&all);
-    assert_exit(&out, 0);
-    let report = stdout_json(&out)[JP2].clone();
-    (s, report)
+    made_from(JP2, fixture(&format!("masters/{JP2}")), instructions, args)
 }
 
 #[test]
