@@ -306,31 +306,27 @@ pub fn process(ctx: &Context, planned: &PlannedSource) -> Outcome {
     let (copies, mut made_from_pixels): (Vec<usize>, Vec<usize>) =
         todo.iter().partition(|&&i| plan.derivatives[i].copy);
     let services_wanted = !settings.config.services.is_empty() && previous.is_none();
-    let (depth, stored_depth, analysis_wanted) =
-        plan.ladder_needs(&made_from_pixels, services_wanted);
-    let plan::Decodes {
-        full: needs_full,
-        level_one,
-    } = plan.decodes(
+    let decodes = plan.decodes(
         &made_from_pixels,
         codec::levels(&probe),
         services_wanted,
         tiles_todo,
     );
+    let plan::Decodes {
+        full: needs_full,
+        level_one,
+        depth,
+        stored: stored_depth,
+        analysis: analysis_wanted,
+    } = decodes;
     // Reserve the memory this source needs before a pixel is decoded; wait while other sources use it.
     let tiles_need = tile_set
         .as_ref()
         .filter(|_| tiles_todo)
         .map_or(0, |set| set.memory_need(rayon::current_num_threads()));
-    let frames = match (needs_full, level_one) {
-        (true, false) => plan.memory_need(&todo, bytes.len() as u64, 0),
-        (false, _) => plan.memory_need(&todo, bytes.len() as u64, 1),
-        // Both decodes' frames and ladders are alive together.
-        (true, true) => plan
-            .memory_need(&todo, bytes.len() as u64, 0)
-            .saturating_add(plan.memory_need(&[], 0, 1)),
-    };
-    let need = frames.saturating_add(tiles_need);
+    let need = plan
+        .memory_need(&todo, bytes.len() as u64, decodes)
+        .saturating_add(tiles_need);
     let _reservation = match ctx.budget.reserve(need) {
         Ok(r) => r,
         Err(e) => return Outcome::failed(settings, format!("{where_}: {e}")),

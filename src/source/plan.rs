@@ -89,14 +89,20 @@ pub struct SourcePlan {
     pub analysis_rung: u8,
 }
 
-/// The images a source's decode makes ([`SourcePlan::decodes`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a source's decode makes for the derivatives of a run ([`SourcePlan::decodes`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Decodes {
     /// The full image (rung 0).
     pub full: bool,
     /// A JPEG 2000's resolution level 1, which rung 1 and the halvings below it are made from (else they are
     /// halvings of the full image).
     pub level_one: bool,
+    /// The deepest rung of the upright image.
+    pub depth: u8,
+    /// The deepest rung of the stored image, when a rotation `-1` derivative is made from it.
+    pub stored: Option<u8>,
+    /// The analysis copy (smart crops, services).
+    pub analysis: bool,
 }
 
 /// How many times the final Lanczos3 pass at least reduces a rung: as libvips' shrink-on-load leaves a factor
@@ -265,7 +271,7 @@ impl SourcePlan {
 
     /// What making `todo` needs: the deepest rung of the upright image, of the stored image (when a rotation `-1`
     /// derivative is made from it), and whether the analysis copy is (for smart crops, or `services`).
-    pub fn ladder_needs(&self, todo: &[usize], services: bool) -> (u8, Option<u8>, bool) {
+    fn ladder_needs(&self, todo: &[usize], services: bool) -> (u8, Option<u8>, bool) {
         let made = || {
             todo.iter()
                 .map(|&i| &self.derivatives[i])
@@ -303,15 +309,28 @@ impl SourcePlan {
         Decodes {
             full: !level_one || tiles || rung_zero || (analysis && self.analysis_rung == 0),
             level_one,
+            depth,
+            stored,
+            analysis,
         }
     }
 
-    /// The bytes one source keeps alive at most while making `todo` from `file_len` bytes: the decoded frame at
-    /// the source's depth and again at 8 bits, its upright and stored copies, the ladders below them, and for
-    /// every derivative its scaled, rotated and encoded images.
-    ///
-    /// `level` is the decoded frame's resolution level (a JPEG 2000 source's level 1 is a quarter of its pixels).
-    pub fn memory_need(&self, todo: &[usize], file_len: u64, level: u8) -> u64 {
+    /// The bytes one source keeps alive at most while making `todo` from `file_len` bytes with `decodes`: each
+    /// decoded frame at the source's depth and again at 8 bits, its upright and stored copies, the ladders below
+    /// them, and for every derivative its scaled, rotated and encoded images. A JPEG 2000 that decodes both its
+    /// full image and its level 1 holds both, and their ladders, at once.
+    pub fn memory_need(&self, todo: &[usize], file_len: u64, decodes: Decodes) -> u64 {
+        match (decodes.full, decodes.level_one) {
+            (true, false) => self.memory_need_at(todo, file_len, 0),
+            (false, _) => self.memory_need_at(todo, file_len, 1),
+            (true, true) => self
+                .memory_need_at(todo, file_len, 0)
+                .saturating_add(self.memory_need_at(&[], 0, 1)),
+        }
+    }
+
+    /// [`SourcePlan::memory_need`] with one frame, decoded at resolution `level` (a quarter of the pixels a level).
+    fn memory_need_at(&self, todo: &[usize], file_len: u64, level: u8) -> u64 {
         let pixels = |(w, h): (u32, u32)| w as u64 * h as u64;
         let decoded = pixels(self.stored) >> (2 * u32::from(level.min(16)));
         let any_stored = todo.iter().any(|&i| self.derivatives[i].from_stored);
@@ -500,10 +519,20 @@ mod tests {
         let big = [ins("a", "full", "full", "0", "png")];
         let p = probe(4000, 3000, Orientation::NoTransforms);
         let (a, b) = (plan(&p, &small), plan(&p, &big));
-        assert!(a.memory_need(&[0], 1 << 20, 0) < b.memory_need(&[0], 1 << 20, 0));
+        let full = Decodes {
+            full: true,
+            ..Decodes::default()
+        };
+        assert!(a.memory_need(&[0], 1 << 20, full) < b.memory_need(&[0], 1 << 20, full));
         // A full decode of 12 MP keeps the frame and the full-size output alive.
-        assert!(b.memory_need(&[0], 0, 0) >= 12_000_000 * 3 + 12_000_000 * 4);
-        // A JPEG 2000's level 1 is a quarter of the frame.
-        assert!(a.memory_need(&[0], 0, 1) < a.memory_need(&[0], 0, 0) / 3);
+        assert!(b.memory_need(&[0], 0, full) >= 12_000_000 * 3 + 12_000_000 * 4);
+        // A JPEG 2000's level 1 is a quarter of the frame; with the full image too, both are held.
+        let one = Decodes {
+            level_one: true,
+            ..Decodes::default()
+        };
+        let both = Decodes { full: true, ..one };
+        assert!(a.memory_need(&[0], 0, one) < a.memory_need(&[0], 0, full) / 3);
+        assert!(a.memory_need(&[0], 0, both) > a.memory_need(&[0], 0, full));
     }
 }
