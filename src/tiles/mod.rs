@@ -330,7 +330,7 @@ impl TileSet {
                         codec::encode(&level, codec::Format::Jpeg, opts)
                     } else {
                         codec::encode(
-                            &level.crop_imm(c.x, c.y, c.w, c.h),
+                            &pipeline::crop(&level, c.x, c.y, c.w, c.h),
                             codec::Format::Jpeg,
                             opts,
                         )
