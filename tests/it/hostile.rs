@@ -346,3 +346,144 @@ fn png_icc_bomb_decodes_in_little_memory() {
     assert_exit(&out, 0);
     assert!(s.path("out/bomb.png/full/!64,64/0/color.jpg").is_file());
 }
+
+/// A small deterministic generator (xorshift64*): the same mutations on every run and machine.
+struct Dice(u64);
+
+impl Dice {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// `bytes` damaged one of the ways files are: bits flipped, bytes set to edge values (anywhere, or among the
+/// headers), cut short, random bytes inserted, a run duplicated, a run zeroed.
+fn mutate(bytes: &[u8], dice: &mut Dice) -> Vec<u8> {
+    let mut d = bytes.to_vec();
+    match dice.below(7) {
+        0 => {
+            for _ in 0..=dice.below(8) {
+                let i = dice.below(d.len());
+                d[i] ^= 1 << dice.below(8);
+            }
+        }
+        kind @ (1 | 2) => {
+            let span = if kind == 1 {
+                d.len()
+            } else {
+                d.len().min(2048)
+            };
+            for _ in 0..=dice.below(8) {
+                let i = dice.below(span);
+                d[i] = [0, 0xFF, 0x7F, 0x80, 1, dice.next() as u8][dice.below(6)];
+            }
+        }
+        3 => d.truncate(dice.below(d.len())),
+        4 => {
+            let at = dice.below(d.len());
+            let noise: Vec<u8> = (0..=dice.below(64)).map(|_| dice.next() as u8).collect();
+            d.splice(at..at, noise);
+        }
+        5 => {
+            let from = dice.below(d.len());
+            let to = (from + 1 + dice.below(4096)).min(d.len());
+            let run = d[from..to].to_vec();
+            let at = dice.below(d.len());
+            d.splice(at..at, run);
+        }
+        _ => {
+            let at = dice.below(d.len());
+            let end = (at + 1 + dice.below(512)).min(d.len());
+            d[at..end].fill(0);
+        }
+    }
+    d
+}
+
+#[test]
+fn damaged_files_of_every_format_are_each_their_own_error() {
+    // Every decoder the binary has: baseline and progressive JPEG (with EXIF orientation, CMYK, an ICC profile),
+    // PNG, WebP, GIF, TIFF (JPEG in tiles, a pyramid; BigTIFF 16-bit), JPEG 2000 (tiled in pieces, lossless, a
+    // palette, a bare codestream). Bad input must be that file's error: no panic, no abort, no hang, no other
+    // file's loss.
+    let small = decode(fixture("landscape.jpg")).thumbnail(96, 96);
+    let dir = tempdir();
+    let mut seeds: Vec<(String, Vec<u8>)> = [
+        "progressive.jpg",
+        "oriented_6.jpg",
+        "colour/cmyk_fogra39.jpg",
+        "colour/adobergb.jpg",
+        "rgba.png",
+        "colour_rgb16.png",
+        "masters/coffee_pyramid_jpeg.tif",
+        "masters/coffee_rgb16_bigtiff.tif",
+        "masters/dune_tiled.jp2",
+        "masters/coffee_lossless.jp2",
+        "masters/camera_palette.jp2",
+        "masters/coffee_lossless.j2k",
+    ]
+    .iter()
+    .map(|name| (name.to_string(), std::fs::read(fixture(name)).unwrap()))
+    .collect();
+    for (name, format) in [
+        ("small.webp", image::ImageFormat::WebP),
+        ("small.gif", image::ImageFormat::Gif),
+    ] {
+        let mut bytes = std::io::Cursor::new(Vec::new());
+        small.write_to(&mut bytes, format).unwrap();
+        seeds.push((name.to_string(), bytes.into_inner()));
+    }
+    // More with DAMAGED_PER_FILE=N (and another sequence with DAMAGED_SEED=N): a longer search for crashes.
+    let env = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let mut dice = Dice(0x9E37_79B9_7F4A_7C15 ^ env("DAMAGED_SEED", 0));
+    let mut files = Vec::new();
+    for (name, bytes) in &seeds {
+        let ext = name.rsplit('.').next().unwrap();
+        for i in 0..env("DAMAGED_PER_FILE", 16) {
+            let file = format!(
+                "{}-{i}.{ext}",
+                name.replace('/', "-").split('.').next().unwrap()
+            );
+            std::fs::write(dir.path().join(&file), mutate(bytes, &mut dice)).unwrap();
+            files.push((file.clone(), dir.path().join(&file)));
+        }
+    }
+    let named: Vec<(&str, std::path::PathBuf)> =
+        files.iter().map(|(n, p)| (n.as_str(), p.clone())).collect();
+    let s = Setup::new(
+        FULL_CONFIG,
+        r#"{"n": {"size": "!64,64"}, "s": {"region": "-1,-1,32,32", "size": "full"},
+            "g": {"size": "48,", "rotation": "90", "quality": "gray", "format": "png"},
+            "d": {"size": "!40,40", "quality": "dither", "rotation": "-1"}}"#,
+        &named,
+    );
+    let mut args = vec!["-tiles", "-tile-size", "64", "-max-memory", "256M"];
+    for (name, _) in &files {
+        args.extend(["-uri", name.as_str()]);
+    }
+    // A hang fails the test rather than stalling it; the memory stays within the budget.
+    let limit = std::time::Duration::from_millis(60_000 + 100 * files.len() as u64);
+    let (r, err, code, peak) = crate::limits::run_measured(s.command(&args), limit);
+    assert!(matches!(code, Some(0 | 1)), "exit status {code:?}\n{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(peak < (256 + 64) << 20, "peak RSS {} MiB", peak >> 20);
+    // Each file is in the report, made or with its error.
+    for (name, _) in &files {
+        let entry = &r[name.as_str()];
+        let made = entry["uris"].as_object().is_some_and(|m| !m.is_empty());
+        let failed = entry["errors"].as_object().is_some_and(|m| !m.is_empty());
+        assert!(made || failed, "{name}: {entry}");
+    }
+}

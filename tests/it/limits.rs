@@ -51,7 +51,7 @@ fn wait_bounded(child: &mut Child, limit: Duration) -> (std::process::ExitStatus
 }
 
 /// Run to completion under a time limit; stdout, stderr, exit status and peak RSS in bytes.
-fn run_measured(mut cmd: Command, limit: Duration) -> (Value, String, Option<i32>, u64) {
+pub(crate) fn run_measured(mut cmd: Command, limit: Duration) -> (Value, String, Option<i32>, u64) {
     let dir = tempdir();
     let (out, err) = (dir.path().join("stdout"), dir.path().join("stderr"));
     let mut child = cmd
