@@ -700,6 +700,15 @@ fn interleave<S: Sample>(
 mod tests {
     use super::*;
 
+    /// The plane interleaved as one row of `S`, and each sample through the fractions.
+    fn both_ways<S: Sample + std::fmt::Debug>(plane: &Plane) -> (Vec<S>, Vec<S>) {
+        let len = plane.data.len();
+        let mut fast = vec![S::DEFAULT_MIN_VALUE; len];
+        interleave(&mut fast, len, 0..len, std::slice::from_ref(plane), false);
+        let slow = (0..len).map(|i| S::from_unit(plane.unit(i))).collect();
+        (fast, slow)
+    }
+
     #[test]
     fn samples_as_deep_as_the_output_are_copied_as_the_fractions_would_round_them() {
         let data: Vec<i32> = (-70_000..70_000)
@@ -707,40 +716,15 @@ mod tests {
             .chain([-1, 0, 255, 256, 65535, 65536])
             .collect();
         for signed in [false, true] {
-            for depth in [8, 16] {
-                let plane = Plane {
-                    data: &data,
-                    depth,
-                    signed,
-                };
-                if depth == 8 {
-                    let mut fast = vec![0u8; data.len()];
-                    interleave(
-                        &mut fast,
-                        data.len(),
-                        0..data.len(),
-                        std::slice::from_ref(&plane),
-                        false,
-                    );
-                    let slow: Vec<u8> = (0..data.len())
-                        .map(|i| u8::from_unit(plane.unit(i)))
-                        .collect();
-                    assert_eq!(fast, slow, "8 bits, signed {signed}");
-                } else {
-                    let mut fast = vec![0u16; data.len()];
-                    interleave(
-                        &mut fast,
-                        data.len(),
-                        0..data.len(),
-                        std::slice::from_ref(&plane),
-                        false,
-                    );
-                    let slow: Vec<u16> = (0..data.len())
-                        .map(|i| u16::from_unit(plane.unit(i)))
-                        .collect();
-                    assert_eq!(fast, slow, "16 bits, signed {signed}");
-                }
-            }
+            let plane = |depth| Plane {
+                data: &data,
+                depth,
+                signed,
+            };
+            let (fast, slow) = both_ways::<u8>(&plane(8));
+            assert_eq!(fast, slow, "8 bits, signed {signed}");
+            let (fast, slow) = both_ways::<u16>(&plane(16));
+            assert_eq!(fast, slow, "16 bits, signed {signed}");
         }
     }
 
