@@ -1,6 +1,6 @@
-//! TIFF output through the `tiff` crate: gray or RGB, 8 or 16 bits, alpha declared as such (an ExtraSamples
-//! tag, which `image`'s TIFF encoder leaves out), LZW with the horizontal predictor (uncompressed files carry a
-//! Predictor tag that libtiff warns about).
+//! TIFF output through the `tiff` crate's directory encoder: gray or RGB, 8 or 16 bits, alpha declared as such
+//! (an ExtraSamples tag, which `image`'s TIFF encoder leaves out), LZW with the horizontal predictor (uncompressed
+//! files carry a Predictor tag that libtiff warns about), strips of about 1 MB compressed in parallel.
 //!
 //! Gray with alpha is written as RGBA with equal colour channels: a two-sample gray TIFF is valid, but the Rust
 //! `tiff` decoder (this tool's own, for TIFF sources) and Go's `x/image/tiff` cannot read it.
@@ -61,36 +61,41 @@ where
     // one strip after another, seconds for a 100 MP image.
     let row_bytes = row * usize::from(<[C::Inner] as TiffValue>::BYTE_LEN);
     let rows_per_strip = 1_000_000usize.div_ceil(row_bytes);
-    let strips = data[..pixels]
-        .par_chunks(row * rows_per_strip)
-        .map(|strip| {
-            let mut predicted = Vec::with_capacity(strip.len());
-            for r in strip.chunks_exact(row) {
-                C::horizontal_predict(r, &mut predicted);
-            }
-            weezl::encode::Encoder::with_tiff_size_switch(weezl::BitOrder::Msb, 8)
-                .encode(&predicted.as_slice().data())
-        })
-        .collect::<Result<Vec<Vec<u8>>, _>>()
-        .map_err(|e| CodecError::Encode {
-            format: "tiff",
-            message: format!("LZW: {e}"),
-        })?;
+    let compress = |strip: &[C::Inner]| {
+        let mut predicted = Vec::with_capacity(strip.len());
+        for r in strip.chunks_exact(row) {
+            C::horizontal_predict(r, &mut predicted);
+        }
+        weezl::encode::Encoder::with_tiff_size_switch(weezl::BitOrder::Msb, 8)
+            .encode(&predicted.as_slice().data())
+            .map_err(|e| CodecError::Encode {
+                format: "tiff",
+                message: format!("LZW: {e}"),
+            })
+    };
     let mut out = Cursor::new(Vec::new());
     let mut tiff = TiffEncoder::new(&mut out).map_err(encode_error)?;
     let mut dir = tiff.image_directory().map_err(encode_error)?;
+    let strips: Vec<&[C::Inner]> = data[..pixels].chunks(row * rows_per_strip).collect();
     let mut offsets: Vec<u32> = Vec::with_capacity(strips.len());
     let mut counts: Vec<u32> = Vec::with_capacity(strips.len());
     let too_large = |_| CodecError::Encode {
         format: "tiff",
         message: "over 4 GiB, the most a classic TIFF addresses".into(),
     };
-    for strip in &strips {
-        let at = dir.write_data(strip.as_slice()).map_err(encode_error)?;
-        offsets.push(u32::try_from(at).map_err(too_large)?);
-        counts.push(u32::try_from(strip.len()).map_err(too_large)?);
+    // Eight strips a thread at a time, written in order as each batch is done: the compressed copies held at once
+    // stay some megabytes a thread, not a second copy of the file.
+    for batch in strips.chunks(8 * rayon::current_num_threads().max(1)) {
+        let packed = batch
+            .par_iter()
+            .map(|strip| compress(strip))
+            .collect::<Result<Vec<Vec<u8>>, _>>()?;
+        for strip in &packed {
+            let at = dir.write_data(strip.as_slice()).map_err(encode_error)?;
+            offsets.push(u32::try_from(at).map_err(too_large)?);
+            counts.push(u32::try_from(strip.len()).map_err(too_large)?);
+        }
     }
-    drop(strips);
     let formats: Vec<u16> = C::SAMPLE_FORMAT.iter().map(|f| f.to_u16()).collect();
     let tags = |dir: &mut tiff::encoder::DirectoryEncoder<'_, _, _>| -> tiff::TiffResult<()> {
         dir.write_tag(Tag::ImageWidth, width)?;
