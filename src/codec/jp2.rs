@@ -386,13 +386,7 @@ pub fn decode(
                             jpeg2k::Image::from_file_with(file.path(), params).map_err(failed)?;
                         let (pw, ph) = (reduced(left, right), reduced(top, top + rows));
                         let mut samples = Samples::zeroed(header, pw as usize * ph as usize * n)?;
-                        let whole = Piece {
-                            left: 0,
-                            top: 0,
-                            width: pw,
-                            rows: ph,
-                        };
-                        fill(&image, &mut samples, pw, whole, n)?;
+                        fill(&image, &mut samples, pw, ph, n)?;
                         Ok::<_, CodecError>(samples)
                     })
                     .collect::<Result<Vec<_>, _>>()?;
@@ -413,13 +407,7 @@ pub fn decode(
                 .strict(strict)
                 .reduce(u32::from(level));
             let image = jpeg2k::Image::from_bytes_with(bytes, params).map_err(failed)?;
-            let whole = Piece {
-                left: 0,
-                top: 0,
-                width: w,
-                rows: h,
-            };
-            fill(&image, &mut out, w, whole, n)?;
+            fill(&image, &mut out, w, h, n)?;
         }
     }
     let wrong = || error("the pixel buffer has the wrong size");
@@ -482,28 +470,18 @@ struct Piece {
     rows: u32,
 }
 
-/// The `piece` of the image, as OpenJPEG decoded it (`image`: that piece alone), into `out` (rows of `w`).
+/// `image`, a `w` x `h` area as OpenJPEG decoded it, into `out`, which holds that area alone.
 fn fill(
     image: &jpeg2k::Image,
     out: &mut Samples,
     w: u32,
-    piece: Piece,
+    h: u32,
     n: usize,
 ) -> Result<(), CodecError> {
-    let Piece {
-        left,
-        top,
-        width,
-        rows,
-    } = piece;
     let comps = image.components();
-    if comps.len() != n
-        || comps
-            .iter()
-            .any(|c| (c.width(), c.height()) != (width, rows))
-    {
+    if comps.len() != n || comps.iter().any(|c| (c.width(), c.height()) != (w, h)) {
         return Err(error(format!(
-            "OpenJPEG decoded {} components where the header has {n}, or not of {width}x{rows} pixels",
+            "OpenJPEG decoded {} components where the header has {n}, or not of {w}x{h} pixels",
             comps.len()
         )));
     }
@@ -523,24 +501,14 @@ fn fill(
             signed: c.is_signed(),
         })
         .collect();
-    if planes
-        .iter()
-        .any(|p| p.data.len() < width as usize * rows as usize)
-    {
+    let len = w as usize * h as usize;
+    if planes.iter().any(|p| p.data.len() < len) {
         return Err(error("OpenJPEG returned fewer samples than the image has"));
     }
-    if left + width > w {
-        return Err(error("OpenJPEG decoded a piece wider than the image"));
-    }
-    let (at, end) = (
-        top as usize * w as usize * n,
-        (top + rows) as usize * w as usize * n,
-    );
-    let span = (left as usize * n)..((left + width) as usize * n);
-    let stride = w as usize * n;
     match out {
-        Samples::U8(v) => interleave(&mut v[at..end], stride, span, &planes, ycc),
-        Samples::U16(v) => interleave(&mut v[at..end], stride, span, &planes, ycc),
+        Samples::U8(v) if v.len() == len * n => interleave(v, w, &planes, ycc),
+        Samples::U16(v) if v.len() == len * n => interleave(v, w, &planes, ycc),
+        _ => return Err(error("the pixel buffer has the wrong size")),
     }
     Ok(())
 }
@@ -642,22 +610,12 @@ impl Sample for u16 {
     }
 }
 
-/// The planes interleaved into `out`, whose rows are `stride` samples long, at the samples `span` of each row
-/// (all of a row when the planes are the image's whole width), row by row in parallel; `ycc` converts the first
+/// The planes interleaved into `out` (rows of `w` pixels), row by row in parallel; `ycc` converts the first
 /// three components from sYCC to RGB (ITU-R BT.601 full range, as OpenJPEG's own tools do).
-fn interleave<S: Sample>(
-    out: &mut [S],
-    stride: usize,
-    span: std::ops::Range<usize>,
-    planes: &[Plane],
-    ycc: bool,
-) {
+fn interleave<S: Sample>(out: &mut [S], w: u32, planes: &[Plane], ycc: bool) {
     let n = planes.len();
-    let w = span.len() / n;
-    let rows = out
-        .par_chunks_mut(stride)
-        .map(|line| &mut line[span.clone()])
-        .enumerate();
+    let w = w as usize;
+    let rows = out.par_chunks_mut(w * n).enumerate();
     // Samples as deep as the output's are the output's (signed ones shifted up by half the range): the same
     // values as through the fractions below, without a float and a call to `roundf` for every sample.
     if !ycc && planes.iter().all(|p| p.depth == S::DEPTH) {
@@ -704,7 +662,7 @@ mod tests {
     fn both_ways<S: Sample + std::fmt::Debug>(plane: &Plane) -> (Vec<S>, Vec<S>) {
         let len = plane.data.len();
         let mut fast = vec![S::DEFAULT_MIN_VALUE; len];
-        interleave(&mut fast, len, 0..len, std::slice::from_ref(plane), false);
+        interleave(&mut fast, len as u32, std::slice::from_ref(plane), false);
         let slow = (0..len).map(|i| S::from_unit(plane.unit(i))).collect();
         (fast, slow)
     }
